@@ -1,0 +1,41 @@
+# slawatch: `make demo` and `make test` are the whole set-up (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench system-deps lint clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "slawatch needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+system-deps:
+	@bash .ci/system-deps
+
+test: system-deps $(STAMP)
+	$(BIN)/python -m mypy config collectors agent watchdog
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m mypy config collectors agent watchdog
+
+# Until the daemons exist (agent runtime and watchdog issues), the demo validates the example
+# configuration it will run and says so; it does not pretend to monitor anything.
+demo: $(STAMP)
+	$(BIN)/slawatch-agent check -c config/examples/agent.toml
+	$(BIN)/slawatch-watchdog check -c config/examples/watchdog.toml --agent-config config/examples/agent.toml
+	@echo "demo: the agent and watchdog daemons are not built yet; the live loopback scenario"
+	@echo "demo: (agents + watchdog, dashboard on http://127.0.0.1:8470) arrives with them."
+
+bench: system-deps $(STAMP)
+	@set -e; ls bench/*.py >/dev/null 2>&1 || { echo "bench: no benchmarks yet"; exit 1; }; \
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""The slawatch agent: scheduler, spool, shipper and its command-line tool."""

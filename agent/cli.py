@@ -1,0 +1,83 @@
+"""`slawatch-agent`: run, check, once and keygen."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from slawatch.config import load_agent
+from slawatch.config.cli import (
+    EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_config_option, count_text, not_implemented, parser, run,
+)
+from slawatch.config.keys import public_key_line
+
+DEFAULT_CONFIG = "/etc/slawatch/agent.toml"
+
+
+def check(args: argparse.Namespace) -> int:
+    """Validate agent.toml and print a one-line summary."""
+    config = load_agent(args.config)
+    types = Counter(c.type for c in config.checks)
+    canaries = f", canaries: {', '.join(config.canaries)}" if config.canaries else ""
+    print(f"OK {config.file}: agent {config.id}, {len(config.checks)} checks "
+          f"({count_text(types) or 'none'}){canaries}")
+    return EXIT_OK
+
+
+def keygen(args: argparse.Namespace) -> int:
+    """Write a new Ed25519 private key (mode 0600) and print its public key line."""
+    path = Path(args.key_file)
+    if path.exists() and not args.force:
+        print(f"{path}: already exists; use --force to replace it (the watchdog must then get the "
+              "new public key)", file=sys.stderr)
+        return EXIT_FAILED
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        print(f"{path}: cannot write the key: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"# wrote {path}; add this agent to watchdog.toml:", file=sys.stderr)
+    print(f'public_key = "{public_key_line(key)}"')
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = parser("slawatch-agent", "Poll a provider's infrastructure and ship signed readings.")
+    sub = p.add_subparsers(metavar="COMMAND")
+    commands = {
+        "run": ("run the agent daemon", not_implemented("slawatch-agent run")),
+        "check": ("validate the configuration and print a summary", check),
+        "once": ("run every check once and print a table", not_implemented("slawatch-agent once")),
+        "keygen": ("create the agent's Ed25519 signing key", keygen),
+    }
+    for name, (help_text, handler) in commands.items():
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        add_config_option(cmd, DEFAULT_CONFIG)
+        cmd.set_defaults(handler=handler)
+        if name == "keygen":
+            cmd.add_argument("key_file", nargs="?", default="/etc/slawatch/agent.key",
+                             help="where to write the private key (default: /etc/slawatch/agent.key)")
+            cmd.add_argument("--force", action="store_true", help="replace an existing key file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Check types: each turns one configured check into one Reading."""

@@ -1,0 +1,153 @@
+"""agent.toml: the vantage point's identity, where it ships readings, and its checks."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checks import CHECK_TYPES, CheckConfig, common_fields
+from .document import Context, Document, Field, Invalid, Reported, show
+from .keys import private_key_file
+from .values import duration, identifier, list_of, readable_file, string, url
+
+DEFAULT_INTERVAL = 30.0
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """A validated agent.toml."""
+
+    file: str
+    id: str
+    spool: str
+    key_file: str
+    canaries: tuple[str, ...]
+    watchdog_url: str
+    watchdog_ca_file: str | None
+    checks: tuple[CheckConfig, ...]
+
+
+def path_value(value: Any, ctx: Context) -> str:
+    """A path, resolved against the config file's folder when relative."""
+    return str(ctx.resolve(string()(value, ctx)))
+
+
+def raw_table(value: Any, ctx: Context) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid(f"expected a table ([{ctx.path[-1]}]), found {show(value)}")
+    return value
+
+
+def raw_tables(value: Any, ctx: Context) -> list[Any]:
+    if not isinstance(value, list):
+        raise Invalid(f"expected an array of tables ([[{ctx.path[-1]}]]), found {show(value)}")
+    return value
+
+
+TOP = [
+    Field("agent", raw_table, help="[agent]: this vantage point"),
+    Field("watchdog", raw_table, help="[watchdog]: where readings are shipped"),
+    Field("defaults", raw_table, {}, "[defaults]: interval and timeout of checks that set none"),
+    Field("check", raw_tables, [], "[[check]]: one table per check"),
+]
+AGENT = [
+    Field("id", identifier, help="the vantage point's name in every report"),
+    Field("spool", path_value, help="SQLite file that keeps readings until the watchdog has them"),
+    Field("key_file", private_key_file, help="Ed25519 private key from `slawatch-agent keygen`"),
+    Field("canaries", list_of(identifier, unique=True), (),
+          "checks of the agent's own network; while all are down other readings are unknown"),
+]
+WATCHDOG = [
+    Field("url", url(["http", "https"]), help="the watchdog's base URL"),
+    Field("ca_file", readable_file, None, "CA bundle to verify the watchdog's certificate"),
+]
+DEFAULTS = [
+    Field("interval", duration(minimum=1.0), DEFAULT_INTERVAL, "interval of checks that set none"),
+    Field("timeout", duration(minimum=0.001), DEFAULT_TIMEOUT, "timeout of checks that set none"),
+]
+
+
+def load_agent(path: Path | str) -> AgentConfig:
+    """Read and validate an agent.toml; raise ConfigError with every problem found."""
+    doc = Document.read(path)
+    doc.raise_if_problems()
+    top = doc.table(doc.data, TOP, (), partial=True) or {}
+    agent = doc.table(top["agent"], AGENT, ("agent",)) if "agent" in top else None
+    watchdog = doc.table(top["watchdog"], WATCHDOG, ("watchdog",)) if "watchdog" in top else None
+    defaults = doc.table(top.get("defaults", {}), DEFAULTS, ("defaults",))
+    defaults = defaults or {"interval": DEFAULT_INTERVAL, "timeout": DEFAULT_TIMEOUT}
+    checks = read_checks(doc, top.get("check", []), defaults)
+    canaries = top.get("agent", {}).get("canaries") if isinstance(top.get("agent"), dict) else None
+    if isinstance(canaries, list) and all(isinstance(c, str) for c in canaries):
+        check_canaries(doc, tuple(canaries), top.get("check", []))
+    doc.raise_if_problems()
+    assert agent is not None and watchdog is not None and checks is not None
+    return AgentConfig(
+        file=doc.name,
+        id=agent["id"],
+        spool=agent["spool"],
+        key_file=agent["key_file"],
+        canaries=agent["canaries"],
+        watchdog_url=watchdog["url"].rstrip("/"),
+        watchdog_ca_file=watchdog["ca_file"],
+        checks=tuple(checks),
+    )
+
+
+def read_checks(doc: Document, tables: list[Any], defaults: dict[str, float]) -> list[CheckConfig]:
+    """Validate every [[check]]; problems are recorded, valid checks returned."""
+    checks: list[CheckConfig] = []
+    seen: dict[str, int] = {}
+    for i, table in enumerate(tables):
+        check = read_check(doc, table, i, defaults)
+        if isinstance(table, dict) and isinstance(table.get("id"), str):
+            check_id = table["id"]
+            if check_id in seen:
+                doc.error(("check", i, "id"), f'duplicate check id "{check_id}" (also check[{seen[check_id]}])')
+            else:
+                seen[check_id] = i
+        if check is not None:
+            checks.append(check)
+    return checks
+
+
+def read_check(doc: Document, table: Any, i: int, defaults: dict[str, float]) -> CheckConfig | None:
+    path = ("check", i)
+    if not isinstance(table, dict):
+        doc.error(path, f"expected a table, found {show(table)}")
+        return None
+    kind = table.get("type")
+    if kind is None:
+        doc.error(path + ("type",), f"required key is missing (one of {', '.join(CHECK_TYPES)})")
+        return None
+    if kind not in CHECK_TYPES:
+        close = difflib.get_close_matches(str(kind), list(CHECK_TYPES), n=1, cutoff=0.6)
+        hint = f'did you mean "{close[0]}"?' if close else f"known types: {', '.join(CHECK_TYPES)}"
+        doc.error(path + ("type",), f"unknown check type {show(kind)}; {hint}")
+        return None
+    check_type = CHECK_TYPES[kind]
+    fields = common_fields(defaults["interval"], defaults["timeout"]) + list(check_type.fields)
+    values = doc.table(table, fields, path)
+    if values is None:
+        return None
+    try:
+        check = check_type.build(values, Context(doc, path))
+    except Reported:
+        return None
+    if check.timeout > check.interval:
+        doc.error(path + ("timeout",),
+                  f"expected at most the check's interval ({check.interval:g}s), found {check.timeout:g}s")
+        return None
+    return check
+
+
+def check_canaries(doc: Document, canaries: tuple[str, ...], tables: list[Any]) -> None:
+    ids = [t.get("id") for t in tables if isinstance(t, dict)]
+    for k, name in enumerate(canaries):
+        if name not in ids:
+            doc.error(("agent", "canaries", k), f'expected the id of a [[check]] in this file, found "{name}"')
+    if canaries and len(canaries) == len(ids):
+        doc.error(("agent", "canaries"), "every check is a canary; canaries guard other checks")

@@ -1,0 +1,79 @@
+"""Configuration of `type = "host"` checks (metrics of the agent's own machine)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..document import Context, Field, Reported, show
+from ..values import list_of, mapping, number, string
+from .base import CheckConfig
+
+# Metric names a threshold may name; {disk}, {process} and {interface} stand for configured items.
+METRICS = {
+    "cpu.percent": "CPU use over the poll, percent",
+    "load1": "1-minute load average",
+    "load5": "5-minute load average",
+    "load15": "15-minute load average",
+    "mem.percent": "memory in use, percent",
+    "swap.percent": "swap in use, percent",
+    "uptime_s": "seconds since boot",
+    "disk.{disk}.percent": "space used on a listed mount, percent",
+    "disk.{disk}.free_bytes": "free bytes on a listed mount",
+    "process.{process}.count": "running processes of a listed name",
+    "net.{interface}.rx_bps": "bits received per second on a listed interface",
+    "net.{interface}.tx_bps": "bits sent per second on a listed interface",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class HostCheck(CheckConfig):
+    disks: tuple[str, ...] = ()
+    processes: tuple[str, ...] = ()
+    interfaces: tuple[str, ...] = ()
+    max: tuple[tuple[str, float], ...] = ()
+    min: tuple[tuple[str, float], ...] = ()
+
+    def target(self) -> str:
+        return "this host"
+
+
+FIELDS = [
+    Field("disks", list_of(string(), unique=True), (), "mount points whose use is measured"),
+    Field("processes", list_of(string(), unique=True), (), "process names that must be running"),
+    Field("interfaces", list_of(string(), unique=True), (), "network interfaces whose rates are measured"),
+    Field("max", mapping(string(), number()), {}, "metric = highest healthy value"),
+    Field("min", mapping(string(), number()), {}, "metric = lowest healthy value"),
+]
+
+
+def metric_names(disks: tuple[str, ...], processes: tuple[str, ...],
+                 interfaces: tuple[str, ...]) -> list[str]:
+    """Every metric a host check with these items reports."""
+    names = []
+    for template in METRICS:
+        if "{disk}" in template:
+            names += [template.replace("{disk}", d) for d in disks]
+        elif "{process}" in template:
+            names += [template.replace("{process}", p) for p in processes]
+        elif "{interface}" in template:
+            names += [template.replace("{interface}", i) for i in interfaces]
+        else:
+            names.append(template)
+    return names
+
+
+def build(values: dict[str, Any], ctx: Context) -> HostCheck:
+    known = metric_names(values["disks"], values["processes"], values["interfaces"])
+    failed = False
+    for bound in ("max", "min"):
+        for name in values[bound]:
+            if name not in known:
+                ctx.at(bound, name).error(
+                    f"expected a metric this check reports ({', '.join(known)}), found {show(name)}; "
+                    "disks, processes and interfaces must be listed to be measured"
+                )
+                failed = True
+    if failed:
+        raise Reported
+    return HostCheck(**values | {"max": tuple(values["max"].items()), "min": tuple(values["min"].items())})

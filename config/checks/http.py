@@ -1,0 +1,108 @@
+"""Configuration of `type = "http"` checks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..document import Context, Field, Invalid, Reported, show
+from ..values import (
+    Secret, boolean, integer, list_of, mapping, readable_file, regex, resolve_secret,
+    secret_fields, string, url,
+)
+from .base import CheckConfig
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpCheck(CheckConfig):
+    url: str
+    method: str = "GET"
+    headers: tuple[tuple[str, Secret], ...] = ()
+    body: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+    follow_redirects: bool = True
+    max_redirects: int = 10
+    expect_status: tuple[tuple[int, int], ...] = ((200, 299),)
+    expect_body: str | None = None
+    expect_json: tuple[tuple[str, Any], ...] = ()
+    verify_tls: bool = True
+    ca_file: str | None = None
+    tls_min_days: int | None = None
+
+    def target(self) -> str:
+        return f"{self.method} {self.url.split('?', 1)[0]}"
+
+
+def status_range(value: Any, ctx: Context) -> tuple[int, int]:
+    """An HTTP status (200) or an inclusive range ("200-299")."""
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+        return (value, value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d{3})\s*-\s*(\d{3})\s*", value)
+        if match and 100 <= int(match.group(1)) <= int(match.group(2)) <= 599:
+            return (int(match.group(1)), int(match.group(2)))
+    raise Invalid(f'expected an HTTP status like 200 or a range like "200-299", found {show(value)}')
+
+
+def json_expectation(value: Any, ctx: Context) -> Any:
+    if isinstance(value, (dict, list)):
+        raise Invalid(f"expected a string, number or boolean to compare with, found {show(value)}")
+    return value
+
+
+FIELDS = [
+    Field("url", url(["http", "https"]), help="the URL to request"),
+    Field("method", string(), "GET", "the HTTP method"),
+    Field("headers", mapping(string(), string()), {}, "extra request headers"),
+    Field("body", string(nonempty=False), None, "request body to send"),
+    Field("username", string(), None, "user name for HTTP basic authentication"),
+    *secret_fields("password", "password for HTTP basic authentication"),
+    *secret_fields("token", "bearer token sent as Authorization: Bearer"),
+    Field("follow_redirects", boolean, True, "follow 3xx redirects"),
+    Field("max_redirects", integer(0, 30), 10, "most redirects followed"),
+    Field("expect_status", list_of(status_range, nonempty=True), None,
+          'accepted statuses: 200 or "200-299" (default "200-299")'),
+    Field("expect_body", regex, None, "regular expression searched in the body"),
+    Field("expect_json", mapping(string(), json_expectation), {},
+          "dotted JSON paths and the values they must have"),
+    Field("verify_tls", boolean, True, "verify the server's certificate"),
+    Field("ca_file", readable_file, None, "CA bundle to verify the server with"),
+    Field("tls_min_days", integer(0, 3650), None, "down when the certificate expires sooner"),
+]
+
+
+def build(values: dict[str, Any], ctx: Context) -> HttpCheck:
+    method = values.pop("method").upper()
+    if method not in METHODS:
+        ctx.at("method").error(f"expected one of {', '.join(METHODS)}, found {show(method)}")
+        raise Reported
+    password = resolve_secret(values, "password", ctx, required=False)
+    token = resolve_secret(values, "token", ctx, required=False)
+    for name in ("password", "password_file", "token", "token_file"):
+        values.pop(name)
+    if (values["username"] is None) != (password is None):
+        ctx.at("username" if values["username"] is None else "password").error(
+            'basic authentication needs both "username" and "password" (or "password_file")'
+        )
+        raise Reported
+    if token is not None and password is not None:
+        ctx.at("token").error("use either basic authentication or a bearer token, not both")
+        raise Reported
+    if values["tls_min_days"] is not None and not values["url"].startswith("https://"):
+        ctx.at("tls_min_days").error("only https:// URLs have a certificate to check")
+        raise Reported
+    return HttpCheck(
+        **values | {
+            "method": method,
+            "password": password,
+            "token": token,
+            "headers": tuple((k, Secret(v)) for k, v in values["headers"].items()),
+            "expect_status": values["expect_status"] or ((200, 299),),
+            "expect_json": tuple(values["expect_json"].items()),
+        }
+    )

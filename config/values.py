@@ -1,0 +1,344 @@
+"""Parsers for single configuration values: each checks one value and returns it converted."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .document import Context, Field, Invalid, Reported, read_secret_file, show
+
+Parser = Callable[[Any, Context], Any]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_HINT = 'a duration like "30s", "5m", "2h", "1d" or "800ms"'
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class Secret(str):
+    """A secret string whose repr never shows the value (configs get logged and printed)."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+def parse_duration(text: str) -> float:
+    """Turn "1h30m", "30s" or "800ms" into seconds; raise ValueError on anything else."""
+    text = text.strip()
+    if not text or _DURATION_PART.sub("", text) != "":
+        raise ValueError(text)
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds the way a config would write them."""
+    for unit in ("d", "h", "m", "s"):
+        size = _DURATION_UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds * 1000:g}ms"
+
+
+def string(nonempty: bool = True) -> Parser:
+    def parse(value: Any, ctx: Context) -> str:
+        if not isinstance(value, str):
+            raise Invalid(f"expected a string, found {show(value)}")
+        if nonempty and not value.strip():
+            raise Invalid("expected a non-empty string, found an empty one")
+        return value
+
+    return parse
+
+
+def identifier(value: Any, ctx: Context) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise Invalid(
+            "expected an id of letters, digits, '.', '_' or '-' (at most 64, starting with a "
+            f"letter or digit), found {show(value)}"
+        )
+    return value
+
+
+def integer(low: int | None = None, high: int | None = None) -> Parser:
+    def parse(value: Any, ctx: Context) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid(f"expected an integer{_range_text(low, high)}, found {show(value)}")
+        _check_range(value, low, high, "an integer")
+        return value
+
+    return parse
+
+
+def number(low: float | None = None, high: float | None = None, low_open: bool = False) -> Parser:
+    def parse(value: Any, ctx: Context) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise Invalid(f"expected a number{_range_text(low, high, low_open)}, found {show(value)}")
+        if low_open and low is not None and value <= low:
+            raise Invalid(f"expected a number{_range_text(low, high, low_open)}, found {show(value)}")
+        _check_range(value, low, high, "a number", low_open)
+        return float(value)
+
+    return parse
+
+
+def _range_text(low: float | None, high: float | None, low_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f" {'above' if low_open else 'from'} {low:g} {'up to' if low_open else 'to'} {high:g}"
+    if low is not None:
+        return f" {'above' if low_open else 'of at least'} {low:g}"
+    if high is not None:
+        return f" of at most {high:g}"
+    return ""
+
+
+def _check_range(value: float, low: float | None, high: float | None, what: str,
+                 low_open: bool = False) -> None:
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise Invalid(f"expected {what}{_range_text(low, high, low_open)}, found {show(value)}")
+
+
+def boolean(value: Any, ctx: Context) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"expected true or false, found {show(value)}")
+    return value
+
+
+def duration(minimum: float = 0.0) -> Parser:
+    def parse(value: Any, ctx: Context) -> float:
+        if not isinstance(value, str):
+            raise Invalid(f"expected {DURATION_HINT} (a quoted string), found {show(value)}")
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise Invalid(f"expected {DURATION_HINT}, found {show(value)}") from None
+        if seconds < minimum or (minimum > 0 and seconds == 0):
+            raise Invalid(f"expected a duration of at least {format_duration(minimum)}, found {show(value)}")
+        return seconds
+
+    return parse
+
+
+def one_of(choices: Sequence[str]) -> Parser:
+    def parse(value: Any, ctx: Context) -> str:
+        if value not in choices:
+            raise Invalid(f"expected one of {', '.join(show(c) for c in choices)}, found {show(value)}")
+        return str(value)
+
+    return parse
+
+
+def list_of(item: Parser, nonempty: bool = False, unique: bool = False) -> Parser:
+    def parse(value: Any, ctx: Context) -> tuple[Any, ...]:
+        if isinstance(value, str) and not isinstance(value, list):
+            raise Invalid(f"expected an array, found {show(value)}; write [{show(value)}]")
+        if not isinstance(value, list):
+            raise Invalid(f"expected an array, found {show(value)}")
+        if nonempty and not value:
+            raise Invalid("expected a non-empty array, found []")
+        items, failed = [], False
+        for i, element in enumerate(value):
+            try:
+                items.append(item(element, ctx.at(i)))
+            except Invalid as exc:
+                ctx.at(i).error(str(exc))
+                failed = True
+            except Reported:
+                failed = True
+        if unique:
+            seen: set[Any] = set()
+            for i, element in enumerate(items):
+                if element in seen:
+                    ctx.at(i).error(f"{show(element)} is listed twice")
+                    failed = True
+                seen.add(element)
+        if failed:
+            raise Reported
+        return tuple(items)
+
+    return parse
+
+
+def mapping(key: Parser, item: Parser) -> Parser:
+    def parse(value: Any, ctx: Context) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise Invalid(f"expected a table, found {show(value)}")
+        result, failed = {}, False
+        for name, element in value.items():
+            try:
+                result[key(name, ctx.at(name))] = item(element, ctx.at(name))
+            except Invalid as exc:
+                ctx.at(name).error(str(exc))
+                failed = True
+            except Reported:
+                failed = True
+        if failed:
+            raise Reported
+        return result
+
+    return parse
+
+
+def table(fields: Sequence[Field], build: Callable[[dict[str, Any], Context], Any]) -> Parser:
+    """A nested table (or inline table) checked against its own fields, then built."""
+
+    def parse(value: Any, ctx: Context) -> Any:
+        values = ctx.doc.table(value, fields, ctx.path)
+        if values is None:
+            raise Reported
+        return build(values, ctx)
+
+    return parse
+
+
+def regex(value: Any, ctx: Context) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"expected a regular expression (a string), found {show(value)}")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise Invalid(f"expected a regular expression, found {show(value)}: {exc}") from None
+    return value
+
+
+def timezone(value: Any, ctx: Context) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f'expected an IANA timezone like "Europe/Amsterdam", found {show(value)}')
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(
+            f'expected an IANA timezone like "Europe/Amsterdam" or "UTC", found {show(value)}'
+        ) from None
+    return value
+
+
+def url(schemes: Sequence[str]) -> Parser:
+    def parse(value: Any, ctx: Context) -> str:
+        pattern = rf"({'|'.join(schemes)})://[^\s/]+(/\S*)?"
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            wanted = " or ".join(f"{s}://" for s in schemes)
+            raise Invalid(f"expected a URL starting with {wanted}, found {show(value)}")
+        return value
+
+    return parse
+
+
+def local_time(value: Any, ctx: Context) -> dt.time:
+    wrong = Invalid(f'expected a local time "HH:MM" like "08:00" (or "24:00"), found {show(value)}')
+    if isinstance(value, str) and value == "24:00":
+        return dt.time.max
+    if not isinstance(value, str) or not re.fullmatch(r"\d\d:\d\d", value):
+        raise wrong
+    try:
+        return dt.time.fromisoformat(value)
+    except ValueError:
+        raise wrong from None
+
+
+def local_datetime(value: Any, ctx: Context) -> dt.datetime:
+    wrong = Invalid(
+        f'expected a local date and time like "2026-11-14T22:00" (no offset: the contract\'s '
+        f"timezone applies), found {show(value)}"
+    )
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?", value):
+        raise wrong
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise wrong from None
+
+
+def rrule(value: Any, ctx: Context) -> str:
+    from dateutil.rrule import rrulestr
+
+    if not isinstance(value, str):
+        raise Invalid(f'expected an RRULE string like "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", found {show(value)}')
+    try:
+        rrulestr(value, dtstart=dt.datetime(2000, 1, 1))
+    except (ValueError, TypeError) as exc:
+        raise Invalid(f"expected an RFC 5545 RRULE, found {show(value)}: {exc}") from None
+    return value
+
+
+def public_key(value: Any, ctx: Context) -> str:
+    if isinstance(value, str) and value.startswith("ed25519:"):
+        try:
+            raw = base64.b64decode(value[len("ed25519:"):], validate=True)
+        except ValueError:
+            raw = b""
+        if len(raw) == 32:
+            return value
+    raise Invalid(
+        'expected "ed25519:" and 32 bytes in base64, as printed by `slawatch-agent keygen`, '
+        f"found {show(value)}"
+    )
+
+
+def apprise_url(value: Any, ctx: Context) -> Secret:
+    """An Apprise notification URL that Apprise accepts; the URL itself is never echoed."""
+    import apprise
+
+    if not isinstance(value, str):
+        raise Invalid(f"expected an Apprise URL (a string), found {show(value)}")
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    apprise_log = logging.getLogger("apprise")
+    level = apprise_log.level
+    apprise_log.setLevel(logging.CRITICAL)  # Apprise's own warning would print the secret URL
+    try:
+        accepted = apprise.Apprise().add(value)
+    finally:
+        apprise_log.setLevel(level)
+    if not accepted:
+        shown = f'scheme "{scheme}"' if scheme else "no scheme://"
+        raise Invalid(
+            f"Apprise does not accept this URL ({shown}; the URL is not shown because it may hold "
+            "secrets); see https://github.com/caronc/apprise/wiki for the URL formats"
+        )
+    return Secret(value)
+
+
+def readable_file(value: Any, ctx: Context) -> str:
+    """A path (relative to the config file's folder) to a file that can be read now."""
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"expected a file path, found {show(value)}")
+    path = ctx.resolve(value)
+    try:
+        with open(path, "rb"):
+            return str(path)
+    except OSError as exc:
+        raise Invalid(f'cannot read "{path}": {exc.strerror or exc}; create it or fix the path') from None
+
+
+def secret_fields(name: str, help: str) -> list[Field]:
+    """The pair of keys for one secret: inline `name` or `name_file` (a file holding it)."""
+    return [
+        Field(name, string(), None, f"{help}, inline"),
+        Field(f"{name}_file", string(), None, f"path of a file holding the {help}"),
+    ]
+
+
+def resolve_secret(values: dict[str, Any], name: str, ctx: Context, required: bool) -> Secret | None:
+    """The secret given inline or read from its file; problems are recorded at the right key."""
+    inline, file = values.get(name), values.get(f"{name}_file")
+    if inline is not None and file is not None:
+        ctx.at(f"{name}_file").error(f'give either "{name}" or "{name}_file", not both')
+        raise Reported
+    if file is not None:
+        try:
+            return Secret(read_secret_file(ctx.resolve(file)))
+        except Invalid as exc:
+            ctx.at(f"{name}_file").error(str(exc))
+            raise Reported from None
+    if inline is not None:
+        return Secret(inline)
+    if required:
+        ctx.at(name).error(f'required key is missing (give "{name}" or "{name}_file")')
+        raise Reported
+    return None

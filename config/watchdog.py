@@ -1,0 +1,183 @@
+"""watchdog.toml: where the watchdog listens and stores, which agents and users it knows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .agent import path_value, raw_table, raw_tables
+from .contract import Contract, load_contract
+from .document import Context, Document, Field, Invalid, Reported, show
+from .errors import ConfigError, Problem
+from .values import identifier, list_of, one_of, public_key, string, table, url
+
+PASSWORD_HASH = re.compile(r"scrypt:\d+:\d+:\d+:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
+
+
+@dataclass(frozen=True)
+class AgentKey:
+    """An agent the watchdog accepts readings from, and the key its batches are signed with."""
+
+    id: str
+    public_key: str
+
+
+@dataclass(frozen=True)
+class User:
+    """Someone who may read the web UI and API."""
+
+    name: str
+    password_hash: str
+    role: str
+    contracts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    """A validated watchdog.toml with the contracts of its contracts directory."""
+
+    file: str
+    listen_host: str
+    listen_port: int
+    database: str
+    contracts_dir: str
+    public_url: str | None
+    agents: tuple[AgentKey, ...]
+    users: tuple[User, ...]
+    contracts: tuple[Contract, ...]
+
+
+def listen_address(value: Any, ctx: Context) -> tuple[str, int]:
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", value) if isinstance(value, str) else None
+    if not match or not 1 <= int(match.group(2)) <= 65535:
+        raise Invalid(f'expected "host:port" like "127.0.0.1:8470" or "[::1]:8470", found {show(value)}')
+    return match.group(1).strip("[]"), int(match.group(2))
+
+
+def password_hash(value: Any, ctx: Context) -> str:
+    if not isinstance(value, str) or not PASSWORD_HASH.fullmatch(value):
+        raise Invalid('expected a hash printed by `slawatch-watchdog hash-password` ("scrypt:..."), '
+                      f"found {show(value) if not isinstance(value, str) else 'something else'}")
+    return value
+
+
+def contracts_dir(value: Any, ctx: Context) -> str:
+    path = ctx.resolve(string()(value, ctx))
+    if not path.is_dir():
+        raise Invalid(f'"{path}" is not a directory; create it and put the contract files (*.toml) in it')
+    return str(path)
+
+
+TOP = [
+    Field("watchdog", raw_table, help="[watchdog]"),
+    Field("agent", raw_tables, [], "[[agent]]: one table per agent"),
+    Field("user", raw_tables, [], "[[user]]: one table per user of the web UI and API"),
+]
+WATCHDOG = [
+    Field("listen", listen_address, ("127.0.0.1", 8470), 'address of the HTTP server, "host:port"'),
+    Field("database", path_value, help="SQLite database file"),
+    Field("contracts", contracts_dir, help="directory of contract files; every *.toml in it is a contract"),
+    Field("public_url", url(["http", "https"]), None, "the watchdog's address as users reach it (links in alerts)"),
+]
+AGENT = [
+    Field("id", identifier, help="the agent's id, as in its agent.toml"),
+    Field("public_key", public_key, help="printed by `slawatch-agent keygen`"),
+]
+USER = [
+    Field("name", identifier, help="login name"),
+    Field("password_hash", password_hash, help="from `slawatch-watchdog hash-password`"),
+    Field("role", one_of(["viewer", "admin"]), "viewer", "viewer reads its contracts; admin reads and manages all"),
+    Field("contracts", list_of(identifier, unique=True), (), "contract ids a viewer may read"),
+]
+
+
+def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] | None = None) -> WatchdogConfig:
+    """Validate watchdog.toml and every contract it points to; raise ConfigError with all problems.
+
+    `agent_checks` maps agent ids to their check ids (from their agent.toml); with it, contracts
+    must refer only to checks some agent runs, and the agents must be listed here.
+    """
+    doc = Document.read(path)
+    doc.raise_if_problems()
+    top = doc.table(doc.data, TOP, (), partial=True) or {}
+    head = doc.table(top["watchdog"], WATCHDOG, ("watchdog",), partial=True) if "watchdog" in top else None
+    agents = _unique_list(doc, top.get("agent", []), "agent", AGENT, lambda v, c: AgentKey(**v))
+    users = _unique_list(doc, top.get("user", []), "user", USER, _user)
+    if agent_checks is not None and agents is not None:
+        listed = {a.id for a in agents}
+        for agent_id in agent_checks:
+            if agent_id not in listed:
+                doc.error(("agent",), f'agent "{agent_id}" has a config but no [[agent]] entry here; '
+                                      "add its id and public key")
+    contracts: list[Contract] = []
+    if head is not None and "contracts" in head:
+        known = set().union(*agent_checks.values()) if agent_checks is not None else None
+        contracts = _contracts(doc, Path(head["contracts"]), known)
+    if users is not None:
+        _check_user_contracts(doc, users, top.get("user", []), {c.id for c in contracts})
+    doc.raise_if_problems()
+    assert head is not None and agents is not None and users is not None
+    return WatchdogConfig(
+        file=doc.name, listen_host=head["listen"][0], listen_port=head["listen"][1],
+        database=head["database"], contracts_dir=head["contracts"], public_url=head["public_url"],
+        agents=tuple(agents), users=tuple(users), contracts=tuple(contracts),
+    )
+
+
+def _user(values: dict[str, Any], ctx: Context) -> User:
+    if values["role"] == "viewer" and not values["contracts"]:
+        ctx.at("contracts").error("a viewer must be given the contract ids it may read")
+        raise Reported
+    return User(**values)
+
+
+def _unique_list(doc: Document, tables: list[Any], kind: str, fields: list[Field], build: Any) -> list[Any] | None:
+    """Parse an array of tables whose first field is a unique id; None when any failed."""
+    id_key = fields[0].name
+    try:
+        items = list_of(table(fields, build))(tables, Context(doc, (kind,)))
+    except (Invalid, Reported):
+        items = None
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(tables):
+        if isinstance(raw, dict) and isinstance(raw.get(id_key), str):
+            if raw[id_key] in seen:
+                doc.error((kind, i, id_key), f'duplicate {kind} {id_key} "{raw[id_key]}" (also {kind}[{seen[raw[id_key]]}])')
+                items = None
+            seen.setdefault(raw[id_key], i)
+    return items
+
+
+def _contracts(doc: Document, directory: Path, known_checks: Collection[str] | None) -> list[Contract]:
+    contracts: list[Contract] = []
+    files = sorted(directory.glob("*.toml"))
+    if not files:
+        doc.error(("watchdog", "contracts"), f'"{directory}" holds no contract files (*.toml)')
+    seen: dict[str, str] = {}
+    for file in files:
+        contract = load_contract(file, known_checks, doc.problems)
+        if contract is None:
+            continue
+        if contract.id in seen:
+            doc.problems.append(Problem(str(file), f'duplicate contract id "{contract.id}" (also in {seen[contract.id]})',
+                                        key="contract.id"))
+            continue
+        seen[contract.id] = str(file)
+        contracts.append(contract)
+    return contracts
+
+
+def _check_user_contracts(doc: Document, users: list[User], tables: list[Any], known: set[str]) -> None:
+    if any(p.file != doc.name for p in doc.problems):
+        return  # a contract file failed; its id may be among the missing ones
+    for i, user in enumerate(users):
+        for k, contract_id in enumerate(user.contracts):
+            if contract_id not in known:
+                doc.error(("user", i, "contracts", k),
+                          f'unknown contract "{contract_id}"; the contracts directory has: {", ".join(sorted(known)) or "none"}')
+
+
+__all__ = ["AgentKey", "ConfigError", "User", "WatchdogConfig", "load_watchdog"]

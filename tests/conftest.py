@@ -1,0 +1,20 @@
+"""Shared fixtures: example paths and small config files written to a temporary folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "config" / "examples"
+
+
+@pytest.fixture
+def confdir(tmp_path: Path) -> Path:
+    """A folder holding a valid agent key and SNMP secret files, as configs refer to them."""
+    shutil.copy(EXAMPLES / "secrets" / "agent.key", tmp_path / "agent.key")
+    (tmp_path / "auth.txt").write_text("authpass123\n")
+    (tmp_path / "contracts").mkdir()
+    return tmp_path
