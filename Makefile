@@ -33,9 +33,11 @@ demo: $(STAMP)
 	@echo "demo: the agent and watchdog daemons are not built yet; the live loopback scenario"
 	@echo "demo: (agents + watchdog, dashboard on http://127.0.0.1:8470) arrives with them."
 
-bench: system-deps $(STAMP)
-	@set -e; ls bench/*.py >/dev/null 2>&1 || { echo "bench: no benchmarks yet"; exit 1; }; \
-	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+BENCHMARKS := bench/collectors.py
+
+bench: $(STAMP)
+	@bash .ci/system-deps bench
+	@set -e; for script in $(BENCHMARKS); do echo "== $$script"; (cd bench && ../$(BIN)/python $$(basename $$script) $(BENCH_ARGS)); done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import sys
 from collections import Counter
@@ -29,6 +31,17 @@ def check(args: argparse.Namespace) -> int:
     print(f"OK {config.file}: agent {config.id}, {len(config.checks)} checks "
           f"({count_text(types) or 'none'}){canaries}")
     return EXIT_OK
+
+
+def once(args: argparse.Namespace) -> int:
+    """Run every check once; exit 0 when all are up, 1 when any is not."""
+    from .once import all_up, json_lines, table, take_readings
+
+    config = load_agent(args.config)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    readings = asyncio.run(take_readings(config))
+    sys.stdout.write(json_lines(readings) if args.json else table(config, readings))
+    return EXIT_OK if all_up(readings) else EXIT_FAILED
 
 
 def keygen(args: argparse.Namespace) -> int:
@@ -61,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = {
         "run": ("run the agent daemon", not_implemented("slawatch-agent run")),
         "check": ("validate the configuration and print a summary", check),
-        "once": ("run every check once and print a table", not_implemented("slawatch-agent once")),
+        "once": ("run every check once and print a table", once),
         "keygen": ("create the agent's Ed25519 signing key", keygen),
     }
     for name, (help_text, handler) in commands.items():
@@ -72,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("key_file", nargs="?", default="/etc/slawatch/agent.key",
                              help="where to write the private key (default: /etc/slawatch/agent.key)")
             cmd.add_argument("--force", action="store_true", help="replace an existing key file")
+        if name == "once":
+            cmd.add_argument("--json", action="store_true", help="print readings as JSON lines")
     return p
 
 

@@ -1,0 +1,212 @@
+"""HTTP(S) checks: one request through the agent's shared session, judged by its expectations."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import re
+import ssl
+import time
+from typing import Any
+
+import aiohttp
+from cryptography import x509
+
+from slawatch.config import HttpCheck
+
+from .reading import DOWN, UP, Metrics, Reading, utc_now
+from .vantage import Vantage, elapsed_ms
+
+# OpenSSL verify codes worth naming: what a user must fix differs for each.
+_VERIFY_REASONS = {
+    10: "certificate has expired",
+    9: "certificate is not yet valid",
+    62: "certificate does not match the host name",
+    64: "certificate does not match the IP address",
+    18: "self-signed certificate (not trusted)",
+    19: "self-signed certificate in the chain (not trusted)",
+    20: "certificate issuer is not trusted (unknown CA)",
+    21: "certificate chain cannot be verified (unknown CA)",
+}
+
+
+class Mismatch(Exception):
+    """The response arrived but does not meet the check's expectations."""
+
+
+async def collect(check: HttpCheck, vantage: Vantage) -> Reading:
+    """Request the check's URL once and judge the response."""
+    started, clock = utc_now(), time.perf_counter()
+    metrics: Metrics = {}
+    try:
+        await _request(check, vantage, metrics)
+    except Mismatch as exc:
+        return vantage.reading(check, started, DOWN, latency_ms=elapsed_ms(clock), metrics=metrics, error=str(exc))
+    except (aiohttp.ClientError, asyncio.TimeoutError, ssl.SSLError, OSError) as exc:
+        return vantage.reading(check, started, DOWN, metrics=metrics, error=describe_failure(check, exc))
+    return vantage.reading(check, started, UP, latency_ms=elapsed_ms(clock), metrics=metrics)
+
+
+async def _request(check: HttpCheck, vantage: Vantage, metrics: Metrics) -> None:
+    session = vantage.http()
+    async with session.request(
+        check.method, check.url, headers=_headers(check), data=check.body,
+        allow_redirects=check.follow_redirects, max_redirects=check.max_redirects,
+        timeout=aiohttp.ClientTimeout(total=check.timeout), ssl=_tls(check, vantage),
+    ) as response:
+        body = await response.read()
+    days_left = _days_left(check, vantage, response)
+    metrics["http.status"] = response.status
+    metrics["http.bytes"] = len(body)
+    if days_left is not None:
+        metrics["tls.days_left"] = days_left
+    _judge(check, response.status, body, days_left)
+
+
+def _headers(check: HttpCheck) -> dict[str, str]:
+    headers = {name: str(value) for name, value in check.headers}
+    if check.username is not None and check.password is not None:
+        pair = f"{check.username}:{check.password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    elif check.token is not None:
+        headers["Authorization"] = f"Bearer {check.token}"
+    return headers
+
+
+class _RecordingSSLObject(ssl.SSLObject):
+    """Keeps the server certificate of each handshake on its context.
+
+    aiohttp hands a response's connection back to the pool as soon as the body is complete,
+    often before the caller can look at it; the handshake is the one moment that always sees it.
+    """
+
+    def do_handshake(self) -> None:
+        super().do_handshake()
+        context = self.context
+        if isinstance(context, RecordingContext):
+            context.peer_certs[self.server_hostname or ""] = self.getpeercert(binary_form=True)
+
+
+class RecordingContext(ssl.SSLContext):
+    """A client TLS context that remembers the last certificate seen per server name."""
+
+    sslobject_class = _RecordingSSLObject
+    peer_certs: dict[str, bytes | None]
+
+
+def _tls(check: HttpCheck, vantage: Vantage) -> ssl.SSLContext | bool:
+    """The TLS settings of a check, built once and remembered (contexts are costly)."""
+    if not check.url.startswith("https://"):
+        return True
+    memory = vantage.memory(check.id)
+    key = (check.verify_tls, check.ca_file)
+    if memory.get("tls_key") != key:
+        context = RecordingContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.peer_certs = {}
+        if check.ca_file is not None:
+            context.load_verify_locations(cafile=check.ca_file)
+        else:
+            context.load_default_certs()
+        if not check.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        memory["tls_key"], memory["tls_context"] = key, context
+    context_: ssl.SSLContext = memory["tls_context"]
+    return context_
+
+
+def _days_left(check: HttpCheck, vantage: Vantage, response: aiohttp.ClientResponse) -> int | None:
+    """Whole days until the certificate of the server that answered expires."""
+    context = vantage.memory(check.id).get("tls_context")
+    if response.url.scheme != "https" or not isinstance(context, RecordingContext):
+        return None
+    der = context.peer_certs.get(response.url.host or "")
+    if der is None:
+        return None
+    expires = x509.load_der_x509_certificate(der).not_valid_after_utc
+    # Truncated toward zero: 5.9 days left is 5; expired 1.2 days ago is -1.
+    return int((expires - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400)
+
+
+def _judge(check: HttpCheck, status: int, body: bytes, days_left: int | None) -> None:
+    if not any(low <= status <= high for low, high in check.expect_status):
+        raise Mismatch(f"HTTP {status}, expected {_statuses(check)}")
+    if check.expect_body is not None:
+        text = body.decode("utf-8", errors="replace")
+        if not re.search(check.expect_body, text):
+            raise Mismatch(f'body does not match "{check.expect_body}" ({len(body)} bytes received)')
+    if check.expect_json:
+        _judge_json(check, body)
+    if check.tls_min_days is not None:
+        if days_left is None:
+            raise Mismatch("no TLS certificate seen on the connection; cannot check tls_min_days")
+        if days_left < check.tls_min_days:
+            raise Mismatch(f"certificate expires in {days_left} days, fewer than tls_min_days = {check.tls_min_days}")
+
+
+def _statuses(check: HttpCheck) -> str:
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in check.expect_status)
+
+
+def _judge_json(check: HttpCheck, body: bytes) -> None:
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise Mismatch(f"body is not JSON ({exc.args[0] if exc.args else exc})") from None
+    for path, expected in check.expect_json:
+        found, value = _lookup(document, path)
+        if not found:
+            raise Mismatch(f'JSON field "{path}" is missing, expected {json.dumps(expected)}')
+        if value != expected or isinstance(value, bool) != isinstance(expected, bool):
+            raise Mismatch(f'JSON field "{path}" is {json.dumps(value)}, expected {json.dumps(expected)}')
+
+
+def _lookup(document: Any, path: str) -> tuple[bool, Any]:
+    """Follow a dotted path (`a.b.0.c`: list items by index) through a JSON document."""
+    value = document
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return False, None
+    return True, value
+
+
+def describe_failure(check: HttpCheck, exc: BaseException) -> str:
+    """A precise, secret-free reason for a request that got no usable response."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"timeout after {check.timeout:g}s"
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return f"too many redirects (more than {check.max_redirects})"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"TLS certificate error: {_certificate_reason(exc.certificate_error)}"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"DNS lookup failed for {exc.host}: {_os_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS error: {_os_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return f"connection refused by {exc.host}:{exc.port}"
+        return f"cannot connect to {exc.host}:{exc.port}: {_os_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection without a response"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"response body broken off: {exc}"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"bad response: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _certificate_reason(error: BaseException) -> str:
+    code = getattr(error, "verify_code", None)
+    if code in _VERIFY_REASONS:
+        return _VERIFY_REASONS[code]
+    return getattr(error, "verify_message", None) or str(error)
+
+
+def _os_reason(error: BaseException) -> str:
+    return getattr(error, "strerror", None) or getattr(error, "reason", None) or str(error) or type(error).__name__

@@ -1,0 +1,157 @@
+"""`Reading`: one observation of one check by one agent, and its JSON form."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+UP, DOWN, UNKNOWN = "up", "down", "unknown"
+STATUSES = (UP, DOWN, UNKNOWN)
+FIELDS = ("agent", "check", "seq", "ts", "status", "interval_s", "latency_ms", "metrics", "error")
+
+Metrics = dict[str, float | int]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def format_ts(ts: dt.datetime) -> str:
+    """UTC as `2026-10-03T12:00:30Z`, with milliseconds when there are any."""
+    ts = ts.astimezone(dt.timezone.utc)
+    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    millis = ts.microsecond // 1000
+    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+
+
+def parse_ts(text: str) -> dt.datetime:
+    """Parse an ISO 8601 time with an offset or Z; raise ValueError on naive or malformed times."""
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"time {text!r} has no offset; readings are in UTC (end it with Z)")
+    return value.astimezone(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One check's result as one agent saw it at `ts` (UTC, when the check started)."""
+
+    agent: str
+    check: str
+    ts: dt.datetime
+    status: str
+    interval_s: float
+    latency_ms: float | None = None
+    metrics: Metrics = field(default_factory=dict)
+    error: str | None = None
+    seq: int = 0  # given by the agent's spool when the reading is stored; 0 until then
+
+    def with_seq(self, seq: int) -> Reading:
+        return replace(self, seq=seq)
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire and import/export form (DESIGN.md "Readings")."""
+        return {
+            "agent": self.agent,
+            "check": self.check,
+            "seq": self.seq,
+            "ts": format_ts(self.ts),
+            "status": self.status,
+            "interval_s": _number(self.interval_s),
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
+            "metrics": {k: _number(v) for k, v in self.metrics.items()},
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Reading:
+        """Build a Reading from its JSON form; raise ValueError naming the first bad field."""
+        if not isinstance(data, dict):
+            raise ValueError("a reading must be a JSON object")
+        unknown = sorted(set(data) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}")
+        missing = [f for f in ("agent", "check", "seq", "ts", "status", "interval_s") if f not in data]
+        if missing:
+            raise ValueError(f"missing field {missing[0]!r}")
+        return cls(
+            agent=_text(data, "agent"),
+            check=_text(data, "check"),
+            seq=_seq(data["seq"]),
+            ts=_ts(data["ts"]),
+            status=_status(data["status"]),
+            interval_s=_positive(data, "interval_s"),
+            latency_ms=_latency(data.get("latency_ms")),
+            metrics=_metrics(data.get("metrics", {})),
+            error=_error(data.get("error")),
+        )
+
+
+def _number(value: float | int) -> float | int:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name!r} must be a non-empty string")
+    return value
+
+
+def _seq(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("'seq' must be a positive integer")
+    return value
+
+
+def _ts(value: Any) -> dt.datetime:
+    if not isinstance(value, str):
+        raise ValueError("'ts' must be an ISO 8601 string")
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise ValueError(f"'ts': {exc}") from None
+
+
+def _status(value: Any) -> str:
+    if value not in STATUSES:
+        raise ValueError(f"'status' must be one of {', '.join(STATUSES)}, not {value!r}")
+    return str(value)
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _positive(data: dict[str, Any], name: str) -> float:
+    value = data[name]
+    if not _finite(value) or value <= 0:
+        raise ValueError(f"{name!r} must be a positive number")
+    return float(value)
+
+
+def _latency(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not _finite(value) or value < 0:
+        raise ValueError("'latency_ms' must be a non-negative number or null")
+    return float(value)
+
+
+def _metrics(value: Any) -> Metrics:
+    if not isinstance(value, dict):
+        raise ValueError("'metrics' must be an object")
+    for name, number in value.items():
+        if not _finite(number):
+            raise ValueError(f"metric {name!r} must be a finite number")
+    return dict(value)
+
+
+def _error(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("'error' must be a string or null")
+    return value

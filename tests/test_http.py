@@ -1,0 +1,198 @@
+"""HTTP(S) checks against real aiohttp servers on loopback, with trustme certificates."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.resolver import ThreadedResolver
+
+from slawatch.collectors.http import collect
+from slawatch.collectors.reading import DOWN, UP
+from slawatch.collectors.registry import run_check
+from slawatch.collectors.vantage import Vantage
+from slawatch.config import HttpCheck
+from slawatch.config.values import Secret
+
+from .http_peers import Certificates, certificates, peer_app, serve
+
+
+def check(url: str, **settings: Any) -> HttpCheck:
+    settings.setdefault("timeout", 2.0)
+    return HttpCheck(id="web", type="http", interval=30.0, url=url, **settings)
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> Certificates:
+    return certificates(tmp_path)
+
+
+@pytest.fixture
+async def vantage() -> AsyncIterator[Vantage]:
+    async with Vantage("probe") as v:
+        yield v
+
+
+@pytest.fixture
+async def plain() -> AsyncIterator[str]:
+    async for url in serve(peer_app()):
+        yield url
+
+
+@pytest.fixture
+async def tls(certs: Certificates) -> AsyncIterator[dict[str, str]]:
+    urls: dict[str, str] = {}
+    servers = [serve(peer_app(), getattr(certs, kind)) for kind in ("valid", "expired", "soon", "wrong_host")]
+    for kind, server in zip(("valid", "expired", "soon", "wrong_host"), servers):
+        urls[kind] = await server.__anext__()
+    yield urls
+    for server in servers:
+        await server.aclose()
+
+
+async def test_up_with_status_bytes_and_latency(vantage: Vantage, plain: str) -> None:
+    reading = await collect(check(f"{plain}/ok", expect_body="OK"), vantage)
+    assert (reading.status, reading.error) == (UP, None)
+    assert reading.metrics == {"http.status": 200, "http.bytes": 11}
+    assert reading.latency_ms is not None and 0 < reading.latency_ms < 2000
+    assert (reading.agent, reading.check, reading.interval_s) == ("probe", "web", 30.0)
+
+
+async def test_wrong_status(vantage: Vantage, plain: str) -> None:
+    reading = await collect(check(f"{plain}/status/503"), vantage)
+    assert (reading.status, reading.error) == (DOWN, "HTTP 503, expected 200-299")
+    assert reading.metrics["http.status"] == 503
+
+
+async def test_status_list_and_ranges(vantage: Vantage, plain: str) -> None:
+    accepting = check(f"{plain}/status/404", expect_status=((200, 200), (400, 404)))
+    assert (await collect(accepting, vantage)).status == UP
+    refusing = check(f"{plain}/status/405", expect_status=((200, 200), (400, 404)))
+    assert (await collect(refusing, vantage)).error == "HTTP 405, expected 200, 400-404"
+
+
+async def test_body_mismatch(vantage: Vantage, plain: str) -> None:
+    reading = await collect(check(f"{plain}/ok", expect_body="^healthy"), vantage)
+    assert (reading.status, reading.error) == (DOWN, 'body does not match "^healthy" (11 bytes received)')
+
+
+async def test_json_fields(vantage: Vantage, plain: str) -> None:
+    good = check(f"{plain}/json", expect_json=(("status", "ok"), ("db.connected", True), ("nodes.0.name", "a")))
+    assert (await collect(good, vantage)).status == UP
+    wrong = await collect(check(f"{plain}/json", expect_json=(("db.lag", False),)), vantage)
+    assert wrong.error == 'JSON field "db.lag" is 0, expected false'
+    missing = await collect(check(f"{plain}/json", expect_json=(("db.replica", "up"),)), vantage)
+    assert missing.error == 'JSON field "db.replica" is missing, expected "up"'
+    not_json = await collect(check(f"{plain}/ok", expect_json=(("status", "ok"),)), vantage)
+    assert not_json.status == DOWN and not_json.error.startswith("body is not JSON")  # type: ignore[union-attr]
+
+
+async def test_connection_refused(vantage: Vantage) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    reading = await collect(check(f"http://127.0.0.1:{port}/"), vantage)
+    assert (reading.status, reading.error) == (DOWN, f"connection refused by 127.0.0.1:{port}")
+    assert reading.latency_ms is None
+
+
+async def test_timeout(vantage: Vantage, plain: str) -> None:
+    reading = await collect(check(f"{plain}/slow?s=3", timeout=0.5), vantage)
+    assert (reading.status, reading.error) == (DOWN, "timeout after 0.5s")
+
+
+async def test_redirects_followed_limited_or_not(vantage: Vantage, plain: str) -> None:
+    assert (await collect(check(f"{plain}/redirect/2", expect_body="OK"), vantage)).status == UP
+    limited = await collect(check(f"{plain}/redirect/5", max_redirects=3), vantage)
+    assert (limited.status, limited.error) == (DOWN, "too many redirects (more than 3)")
+    kept = await collect(check(f"{plain}/redirect/0", follow_redirects=False), vantage)
+    assert (kept.status, kept.error) == (DOWN, "HTTP 302, expected 200-299")
+    allowed = check(f"{plain}/redirect/0", follow_redirects=False, expect_status=((300, 399),))
+    assert (await collect(allowed, vantage)).status == UP
+
+
+async def test_method_headers_and_body(vantage: Vantage, plain: str) -> None:
+    posted = check(f"{plain}/echo", method="POST", body='{"ping": true}', headers=(("X-Probe", Secret("slawatch")),),
+                   expect_json=(("method", "POST"), ("body", '{"ping": true}'), ("probe", "slawatch")))
+    assert (await collect(posted, vantage)).status == UP
+
+
+async def test_basic_and_bearer_auth(vantage: Vantage, plain: str) -> None:
+    basic = check(f"{plain}/auth", username="monitor", password=Secret("s3cret"))
+    assert (await collect(basic, vantage)).status == UP
+    bearer = check(f"{plain}/auth", token=Secret("t0ken"))
+    assert (await collect(bearer, vantage)).status == UP
+    wrong = await collect(check(f"{plain}/auth", token=Secret("wrong-token-value")), vantage)
+    assert wrong.error == "HTTP 401, expected 200-299"
+    assert "wrong-token-value" not in repr(wrong)
+
+
+async def test_tls_valid_reports_days_left(vantage: Vantage, tls: dict[str, str], certs: Certificates) -> None:
+    reading = await collect(check(f"{tls['valid']}/ok", ca_file=certs.ca_file, tls_min_days=14), vantage)
+    assert (reading.status, reading.error) == (UP, None)
+    assert reading.metrics["tls.days_left"] == 90
+
+
+async def test_tls_expiring_soon_is_down_with_days(vantage: Vantage, tls: dict[str, str], certs: Certificates) -> None:
+    reading = await collect(check(f"{tls['soon']}/ok", ca_file=certs.ca_file, tls_min_days=14), vantage)
+    assert (reading.status, reading.error) == (DOWN, "certificate expires in 5 days, fewer than tls_min_days = 14")
+    assert reading.metrics["tls.days_left"] == 5
+    assert reading.metrics["http.status"] == 200
+
+
+@pytest.mark.parametrize("kind,error", [
+    ("expired", "TLS certificate error: certificate has expired"),
+    ("wrong_host", "TLS certificate error: certificate does not match the IP address"),
+])
+async def test_tls_errors(vantage: Vantage, tls: dict[str, str], certs: Certificates, kind: str, error: str) -> None:
+    reading = await collect(check(f"{tls[kind]}/ok", ca_file=certs.ca_file), vantage)
+    assert (reading.status, reading.error) == (DOWN, error)
+
+
+async def test_tls_untrusted_without_the_ca(vantage: Vantage, tls: dict[str, str]) -> None:
+    reading = await collect(check(f"{tls['valid']}/ok"), vantage)
+    assert reading.status == DOWN
+    assert reading.error in ("TLS certificate error: certificate issuer is not trusted (unknown CA)",
+                             "TLS certificate error: certificate chain cannot be verified (unknown CA)")
+
+
+async def test_tls_verification_can_be_turned_off_and_still_reports_days(vantage: Vantage, tls: dict[str, str]) -> None:
+    reading = await collect(check(f"{tls['expired']}/ok", verify_tls=False), vantage)
+    assert reading.status == UP
+    assert reading.metrics["tls.days_left"] == -1
+
+
+class NoDns(ThreadedResolver):
+    """There is no DNS server here; names under .invalid fail the way getaddrinfo fails them."""
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> Any:
+        if host.endswith(".invalid"):
+            raise OSError(socket.EAI_NONAME, "Name or service not known")
+        return await super().resolve(host, port, family)
+
+
+async def test_dns_failure() -> None:
+    async with Vantage("probe", resolver=NoDns()) as vantage:
+        reading = await collect(check("http://shop.invalid/health"), vantage)
+    assert (reading.status, reading.error) == (DOWN, "DNS lookup failed for shop.invalid: Name or service not known")
+
+
+async def test_run_check_bounds_any_collector(vantage: Vantage, plain: str) -> None:
+    reading = await run_check(check(f"{plain}/ok"), vantage)
+    assert reading.status == UP
+
+
+async def test_one_session_is_shared(vantage: Vantage, plain: str) -> None:
+    session = vantage.http()
+    for _ in range(3):
+        await collect(check(f"{plain}/ok"), vantage)
+    assert vantage.http() is session
+
+
+async def test_tls_certificate_for_another_host_name(vantage: Vantage, tls: dict[str, str], certs: Certificates) -> None:
+    url = tls["wrong_host"].replace("127.0.0.1", "localhost")  # /etc/hosts: no DNS server involved
+    reading = await collect(check(f"{url}/ok", ca_file=certs.ca_file), vantage)
+    assert (reading.status, reading.error) == (DOWN, "TLS certificate error: certificate does not match the host name")

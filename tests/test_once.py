@@ -1,0 +1,116 @@
+"""`slawatch-agent once` as users run it: a real process against loopback peers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from slawatch.collectors.reading import Reading
+
+from .http_peers import Certificates, certificates, peer_app, serve
+
+AGENT = Path(sys.executable).parent / "slawatch-agent"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> Certificates:
+    return certificates(tmp_path)
+
+
+@pytest.fixture
+async def peers(certs: Certificates) -> AsyncIterator[dict[str, str]]:
+    plain, expired = serve(peer_app()), serve(peer_app(), certs.expired)
+    yield {"plain": await plain.__anext__(), "expired": await expired.__anext__()}
+    await plain.aclose()
+    await expired.aclose()
+
+
+def agent_toml(confdir: Path, checks: str, canaries: str = "") -> Path:
+    path = confdir / "agent.toml"
+    path.write_text(
+        f'[agent]\nid = "probe"\nspool = "spool.db"\nkey_file = "agent.key"\n{canaries}\n'
+        '[watchdog]\nurl = "http://127.0.0.1:9"\n[defaults]\ninterval = "30s"\ntimeout = "1s"\n' + checks
+    )
+    return path
+
+
+async def run_once(config: Path, *extra: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(str(AGENT), "once", "-c", str(config), *extra,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def loopback_checks(peers: dict[str, str], certs: Certificates, refused: int) -> str:
+    return (
+        f'[[check]]\nid = "web-up"\ntype = "http"\nurl = "{peers["plain"]}/ok"\nexpect_body = "OK"\n'
+        f'[[check]]\nid = "web-refused"\ntype = "http"\nurl = "http://127.0.0.1:{refused}/"\n'
+        f'[[check]]\nid = "web-slow"\ntype = "http"\nurl = "{peers["plain"]}/slow?s=3"\n'
+        f'[[check]]\nid = "web-expired"\ntype = "http"\nurl = "{peers["expired"]}/ok"\nca_file = "{certs.ca_file}"\n'
+    )
+
+
+async def test_table_shows_each_check_with_its_precise_error(confdir: Path, peers: dict[str, str],
+                                                            certs: Certificates) -> None:
+    refused = closed_port()
+    code, out, err = await run_once(agent_toml(confdir, loopback_checks(peers, certs, refused)))
+    assert code == 1
+    assert "Traceback" not in err
+    lines = out.splitlines()
+    assert lines[0].split() == ["CHECK", "TYPE", "STATUS", "LATENCY", "METRICS", "ERROR"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert rows["web-up"].split()[1:3] == ["http", "up"]
+    assert "http.status=200" in rows["web-up"]
+    assert rows["web-refused"].split()[1:3] == ["http", "down"]
+    assert rows["web-refused"].endswith(f"connection refused by 127.0.0.1:{refused}")
+    assert rows["web-slow"].endswith("timeout after 1s")
+    assert rows["web-expired"].endswith("TLS certificate error: certificate has expired")
+
+
+async def test_json_lines_are_readings(confdir: Path, peers: dict[str, str], certs: Certificates) -> None:
+    code, out, _ = await run_once(agent_toml(confdir, loopback_checks(peers, certs, closed_port())), "--json")
+    assert code == 1
+    readings = [json.loads(line) for line in out.splitlines()]
+    assert [r["check"] for r in readings] == ["web-up", "web-refused", "web-slow", "web-expired"]
+    assert [r["status"] for r in readings] == ["up", "down", "down", "down"]
+    for data in readings:
+        Reading.from_json(data | {"seq": 1})  # the import format, once the spool numbers them
+
+
+async def test_all_up_exits_0(confdir: Path, peers: dict[str, str]) -> None:
+    checks = f'[[check]]\nid = "web-up"\ntype = "http"\nurl = "{peers["plain"]}/ok"\n'
+    code, out, _ = await run_once(agent_toml(confdir, checks))
+    assert code == 0
+    assert " up " in out.splitlines()[1]
+
+
+async def test_all_canaries_down_makes_other_readings_unknown(confdir: Path, peers: dict[str, str]) -> None:
+    checks = (f'[[check]]\nid = "gateway"\ntype = "tcp"\nhost = "127.0.0.1"\nport = {closed_port()}\n'
+              f'[[check]]\nid = "web-up"\ntype = "http"\nurl = "{peers["plain"]}/ok"\n')
+    code, out, _ = await run_once(agent_toml(confdir, checks, canaries='canaries = ["gateway"]'), "--json")
+    readings = {r["check"]: r for r in map(json.loads, out.splitlines())}
+    assert code == 1
+    assert readings["gateway"]["status"] == "down"
+    assert readings["web-up"]["status"] == "unknown"
+    assert readings["web-up"]["error"].startswith("all canaries down (gateway: connection refused by 127.0.0.1:")
+    assert readings["web-up"]["error"].endswith("; observed up")
+
+
+async def test_config_error_exits_2(confdir: Path) -> None:
+    code, out, err = await run_once(agent_toml(confdir, '[[check]]\nid = "x"\ntype = "ping"\n'))
+    assert code == 2
+    assert out == ""
+    assert 'check[0].type: unknown check type "ping"' in err
