@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from slawatch.config import load_agent
 from slawatch.config.cli import (
-    EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_config_option, count_text, not_implemented, parser, run,
+    EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_config_option, count_text, parser, run,
 )
 from slawatch.config.keys import public_key_line
 
@@ -31,6 +31,14 @@ def check(args: argparse.Namespace) -> int:
     print(f"OK {config.file}: agent {config.id}, {len(config.checks)} checks "
           f"({count_text(types) or 'none'}){canaries}")
     return EXIT_OK
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    """The agent daemon (systemd Type=notify)."""
+    from .daemon import configure_logging, run
+
+    configure_logging()
+    return run(args.config)
 
 
 def once(args: argparse.Namespace) -> int:
@@ -72,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = parser("slawatch-agent", "Poll a provider's infrastructure and ship signed readings.")
     sub = p.add_subparsers(metavar="COMMAND")
     commands = {
-        "run": ("run the agent daemon", not_implemented("slawatch-agent run")),
+        "run": ("run the agent daemon", run_daemon),
         "check": ("validate the configuration and print a summary", check),
         "once": ("run every check once and print a table", once),
         "keygen": ("create the agent's Ed25519 signing key", keygen),

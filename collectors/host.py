@@ -22,7 +22,8 @@ async def collect(check: HostCheck, vantage: Vantage) -> Reading:
     """Sample the host in a worker thread and judge the metrics against the thresholds."""
     started = utc_now()
     metrics, problems = await asyncio.to_thread(sample, check, vantage.memory(check.id))
-    problems += judge(check, metrics)
+    # A metric that could not be measured is already explained by its item's problem.
+    problems += judge(check, metrics, explained=bool(problems))
     if problems:
         return vantage.reading(check, started, DOWN, metrics=metrics, error="; ".join(problems))
     return vantage.reading(check, started, UP, metrics=metrics)
@@ -102,17 +103,19 @@ def _network(check: HostCheck, before: dict[str, Any], now: dict[str, Any], metr
         old, new = before["net"][name], now["net"][name]
         if new.bytes_recv < old.bytes_recv or new.bytes_sent < old.bytes_sent:
             continue  # counters reset (interface re-created): no rate rather than a false one
-        metrics[f"net.{name}.rx_bps"] = round((new.bytes_recv - old.bytes_recv) * 8 / seconds, 1)
-        metrics[f"net.{name}.tx_bps"] = round((new.bytes_sent - old.bytes_sent) * 8 / seconds, 1)
+        metrics[f"net.{name}.rx_bytes_per_s"] = round((new.bytes_recv - old.bytes_recv) / seconds, 1)
+        metrics[f"net.{name}.tx_bytes_per_s"] = round((new.bytes_sent - old.bytes_sent) / seconds, 1)
     return problems
 
 
-def judge(check: HostCheck, metrics: Metrics) -> list[str]:
+def judge(check: HostCheck, metrics: Metrics, explained: bool = False) -> list[str]:
     """Thresholds crossed, each naming its metric; a threshold on a missing metric is a problem too."""
     problems = []
     for bound, limits, crossed in (("max", check.max, lambda v, l: v > l), ("min", check.min, lambda v, l: v < l)):
         for name, limit in limits:
             if name not in metrics:
+                if explained:
+                    continue
                 problems.append(f"{name} not measured this poll ({bound} {_show(limit)} cannot be checked)")
             elif crossed(metrics[name], limit):
                 side = "above" if bound == "max" else "below"

@@ -103,8 +103,8 @@ def _text(data: dict[str, Any], name: str) -> str:
 
 
 def _seq(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("'seq' must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
+        raise ValueError("'seq' must be a positive integer below 2**63")
     return value
 
 
@@ -124,7 +124,12 @@ def _status(value: Any) -> str:
 
 
 def _finite(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    """A JSON number a database can hold: no bool, no NaN/infinity, no integer beyond 64 bits."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**64
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _positive(data: dict[str, Any], name: str) -> float:

@@ -25,6 +25,8 @@ async def collect(check: TcpCheck, vantage: Vantage) -> Reading:
         return vantage.reading(check, started, DOWN, error=f"timeout after {check.timeout:g}s connecting to {_where(check)}")
     except OSError as exc:
         return vantage.reading(check, started, DOWN, error=_connect_failure(check, exc))
+    except ValueError as exc:  # a host name the resolver refuses outright (IDNA)
+        return vantage.reading(check, started, DOWN, error=f"cannot resolve {check.host!r}: {exc}")
     connect_ms = elapsed_ms(clock)
     try:
         error = await _judge_banner(check, reader, deadline) if check.expect_banner is not None else None

@@ -38,6 +38,7 @@ class Vantage:
         self._http: aiohttp.ClientSession | None = None
         self._snmp: SnmpEngine | None = None
         self._memory: dict[str, dict[str, Any]] = {}
+        self.shared: dict[Any, Any] = {}  # objects every check of a kind shares (TLS contexts)
 
     def http(self) -> aiohttp.ClientSession:
         """The one HTTP client session, with a bounded connection pool."""

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from .checks import CHECK_TYPES, CheckConfig, common_fields
-from .document import Context, Document, Field, Invalid, Reported, show
+from .document import Context, Document, Field, Invalid, show
 from .keys import private_key_file
-from .values import duration, identifier, list_of, readable_file, string, url
+from .values import duration, identifier, integer, list_of, readable_file, size, string, url
 
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 10.0
@@ -25,8 +25,13 @@ class AgentConfig:
     spool: str
     key_file: str
     canaries: tuple[str, ...]
+    spool_max_age: float
+    spool_max_size: int
+    concurrency: int
     watchdog_url: str
     watchdog_ca_file: str | None
+    batch_size: int
+    batch_wait: float
     checks: tuple[CheckConfig, ...]
 
 
@@ -59,10 +64,16 @@ AGENT = [
     Field("key_file", private_key_file, help="Ed25519 private key from `slawatch-agent keygen`"),
     Field("canaries", list_of(identifier, unique=True), (),
           "checks of the agent's own network; while all are down other readings are unknown"),
+    Field("spool_max_age", duration(minimum=3600.0), 7 * 86400.0,
+          "readings the watchdog has not acknowledged are kept this long"),
+    Field("spool_max_size", size(minimum=10 * 2**20), 2 * 2**30, "largest spool file"),
+    Field("concurrency", integer(1, 10000), 64, "most checks running at the same time"),
 ]
 WATCHDOG = [
     Field("url", url(["http", "https"]), help="the watchdog's base URL"),
     Field("ca_file", readable_file, None, "CA bundle to verify the watchdog's certificate"),
+    Field("batch_size", integer(1, 100000), 1000, "most readings in one batch"),
+    Field("batch_wait", duration(minimum=0.0), 2.0, "longest a reading waits for its batch to fill"),
 ]
 DEFAULTS = [
     Field("interval", duration(minimum=1.0), DEFAULT_INTERVAL, "interval of checks that set none"),
@@ -79,6 +90,9 @@ def load_agent(path: Path | str) -> AgentConfig:
     watchdog = doc.table(top["watchdog"], WATCHDOG, ("watchdog",)) if "watchdog" in top else None
     defaults = doc.table(top.get("defaults", {}), DEFAULTS, ("defaults",))
     defaults = defaults or {"interval": DEFAULT_INTERVAL, "timeout": DEFAULT_TIMEOUT}
+    if defaults["timeout"] > defaults["interval"]:
+        doc.error(("defaults", "timeout"), f"expected at most the default interval ({defaults['interval']:g}s), "
+                                           f"found {defaults['timeout']:g}s")
     checks = read_checks(doc, top.get("check", []), defaults)
     canaries = top.get("agent", {}).get("canaries") if isinstance(top.get("agent"), dict) else None
     if isinstance(canaries, list) and all(isinstance(c, str) for c in canaries):
@@ -91,8 +105,13 @@ def load_agent(path: Path | str) -> AgentConfig:
         spool=agent["spool"],
         key_file=agent["key_file"],
         canaries=agent["canaries"],
+        spool_max_age=agent["spool_max_age"],
+        spool_max_size=agent["spool_max_size"],
+        concurrency=agent["concurrency"],
         watchdog_url=watchdog["url"].rstrip("/"),
         watchdog_ca_file=watchdog["ca_file"],
+        batch_size=watchdog["batch_size"],
+        batch_wait=watchdog["batch_wait"],
         checks=tuple(checks),
     )
 
@@ -123,6 +142,9 @@ def read_check(doc: Document, table: Any, i: int, defaults: dict[str, float]) ->
     if kind is None:
         doc.error(path + ("type",), f"required key is missing (one of {', '.join(CHECK_TYPES)})")
         return None
+    if not isinstance(kind, str):
+        doc.error(path + ("type",), f"expected one of {', '.join(CHECK_TYPES)}, found {show(kind)}")
+        return None
     if kind not in CHECK_TYPES:
         close = difflib.get_close_matches(str(kind), list(CHECK_TYPES), n=1, cutoff=0.6)
         hint = f'did you mean "{close[0]}"?' if close else f"known types: {', '.join(CHECK_TYPES)}"
@@ -130,18 +152,26 @@ def read_check(doc: Document, table: Any, i: int, defaults: dict[str, float]) ->
         return None
     check_type = CHECK_TYPES[kind]
     fields = common_fields(defaults["interval"], defaults["timeout"]) + list(check_type.fields)
-    values = doc.table(table, fields, path)
-    if values is None:
+    before = len(doc.problems)
+    values = doc.table(table, fields, path, partial=True)
+    assert values is not None  # a table, checked above
+    ctx = Context(doc, path)
+    check_type.validate(values, ctx)
+    _timeout_within_interval(values, table, ctx)
+    if len(doc.problems) > before:
         return None
-    try:
-        check = check_type.build(values, Context(doc, path))
-    except Reported:
-        return None
-    if check.timeout > check.interval:
-        doc.error(path + ("timeout",),
-                  f"expected at most the check's interval ({check.interval:g}s), found {check.timeout:g}s")
-        return None
-    return check
+    return check_type.build(values, ctx)
+
+
+def _timeout_within_interval(values: dict[str, Any], table: dict[str, Any], ctx: Context) -> None:
+    """A run may not outlast the interval; said where the check sets one of them (defaults: once)."""
+    if "timeout" not in values or "interval" not in values or values["timeout"] <= values["interval"]:
+        return
+    if "timeout" in table or "interval" in table:
+        ctx.at("timeout" if "timeout" in table else "interval").error(
+            f"expected a timeout of at most the check's interval ({values['interval']:g}s), "
+            f"found {values['timeout']:g}s"
+        )
 
 
 def check_canaries(doc: Document, canaries: tuple[str, ...], tables: list[Any]) -> None:
@@ -149,5 +179,5 @@ def check_canaries(doc: Document, canaries: tuple[str, ...], tables: list[Any]) 
     for k, name in enumerate(canaries):
         if name not in ids:
             doc.error(("agent", "canaries", k), f'expected the id of a [[check]] in this file, found "{name}"')
-    if canaries and len(canaries) == len(ids):
+    if canaries and ids and set(ids) <= set(canaries):
         doc.error(("agent", "canaries"), "every check is a canary; canaries guard other checks")

@@ -147,7 +147,7 @@ def _objective(value: Any, ctx: Context) -> Objective:
     if not isinstance(value, dict):
         raise Invalid(f"expected an inline table like {{ kind = \"availability\", target = 99.9 }}, found {show(value)}")
     kind = value.get("kind")
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         raise Invalid(f'expected "kind" to be "availability" or "latency", found {show(kind) if kind is not None else "none"}')
     values = ctx.doc.table(value, kinds[kind], ctx.path)
     if values is None:
@@ -183,40 +183,49 @@ MAINTENANCE = [
 ]
 
 
-def _maintenance(values: dict[str, Any], ctx: Context) -> Maintenance:
-    recurring = values["rrule"] is not None or values["duration"] is not None
-    one_off = values["start"] is not None or values["end"] is not None
+def _check_maintenance(values: dict[str, Any], ctx: Context) -> None:
+    failed = ctx.doc.failed_keys(ctx.path)
+    given = {k for k in ("rrule", "duration", "start", "end") if values.get(k) is not None} | (
+        failed & {"rrule", "duration", "start", "end"})
+    recurring, one_off = given & {"rrule", "duration"}, given & {"start", "end"}
     if recurring and one_off:
         ctx.error('give either "rrule" and "duration" (recurring) or "start" and "end" (one-off), not both')
-        raise Reported
-    pairs = [("rrule", "duration")] if recurring else [("start", "end")]
-    for first, second in pairs:
-        for name, other in ((first, second), (second, first)):
-            if values[name] is None:
-                ctx.at(name).error(f'required key is missing ("{other}" needs "{name}")'
-                                   if values[other] is not None else
-                                   'required key is missing (give "rrule" and "duration", or "start" and "end")')
-                raise Reported
-    if one_off and values["end"] <= values["start"]:
+        return
+    if not given:
+        ctx.at("start").error('required key is missing (give "rrule" and "duration", or "start" and "end")')
+        return
+    pair = ("rrule", "duration") if recurring else ("start", "end")
+    for name, other in (pair, pair[::-1]):
+        if name not in given:
+            ctx.at(name).error(f'required key is missing ("{other}" needs "{name}")')
+    if one_off and values.get("start") and values.get("end") and values["end"] <= values["start"]:
         ctx.at("end").error(f"expected a time after start ({values['start'].isoformat()}), "
                             f"found {values['end'].isoformat()}")
-        raise Reported
+
+
+def _maintenance(values: dict[str, Any], ctx: Context) -> Maintenance:
     return Maintenance(**values)
 
 
 def _party(name: str) -> list[Field]:
     return [
-        Field("notify", list_of(apprise_url), (), "Apprise URLs"),
+        Field("notify", list_of(apprise_url, secret=True), (), "Apprise URLs"),
         Field("notify_file", string(), None, "file with one Apprise URL per line (keeps secrets out of the contract)"),
         Field("events", list_of(one_of(EVENTS), unique=True), DEFAULT_EVENTS[name], "events this party receives"),
         Field("repeat", duration(minimum=60.0), 4 * 3600.0, "repeat an ongoing outage this often"),
     ]
 
 
+def _check_party(values: dict[str, Any], ctx: Context) -> None:
+    if values.get("notify_file") is not None:
+        try:
+            values["notify_file_urls"] = _read_notify_file(ctx.at("notify_file"), values["notify_file"])
+        except Reported:
+            values["notify_file_urls"] = []
+
+
 def _build_party(values: dict[str, Any], ctx: Context) -> Party:
-    urls = list(values["notify"])
-    if values["notify_file"] is not None:
-        urls += _read_notify_file(ctx.at("notify_file"), values["notify_file"])
+    urls = list(values["notify"]) + values.get("notify_file_urls", [])
     return Party(tuple(urls), values["events"], values["repeat"])
 
 
@@ -224,7 +233,7 @@ def _read_notify_file(ctx: Context, name: str) -> list[Secret]:
     path = ctx.resolve(name)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         ctx.error(f'cannot read "{path}": {getattr(exc, "strerror", None) or exc}; create it or fix the path')
         raise Reported from None
     urls, failed = [], False
@@ -253,11 +262,13 @@ BUSINESS_HOURS = [
 ]
 
 
-def _business_hours(values: dict[str, Any], ctx: Context) -> BusinessHours:
-    if values["end"] <= values["start"]:
+def _check_business_hours(values: dict[str, Any], ctx: Context) -> None:
+    if "start" in values and "end" in values and values["end"] <= values["start"]:
         ctx.at("end").error(f"expected a time after start ({values['start']:%H:%M}); "
                             "hours across midnight are not supported, split them by day")
-        raise Reported
+
+
+def _business_hours(values: dict[str, Any], ctx: Context) -> BusinessHours:
     return BusinessHours(tuple(sorted(values["days"])), values["start"], values["end"])
 
 
@@ -327,10 +338,11 @@ def _section(doc: Document, top: dict[str, Any], name: str, parse: Any) -> Any:
 def _contract(doc: Document, known_checks: Collection[str] | None) -> Contract | None:
     top = doc.table(doc.data, TOP, (), partial=True) or {}
     head = doc.table(top["contract"], CONTRACT, ("contract",)) if "contract" in top else None
-    parties = {name: _section(doc, top, name, table(_party(name), _build_party)) for name in ("client", "provider")}
-    hours = _section(doc, top, "business_hours", table(BUSINESS_HOURS, _business_hours))
+    parties = {name: _section(doc, top, name, table(_party(name), _build_party, _check_party))
+               for name in ("client", "provider")}
+    hours = _section(doc, top, "business_hours", table(BUSINESS_HOURS, _business_hours, _check_business_hours))
     services = _section(doc, top, "service", list_of(table(SERVICE, _service), nonempty=True))
-    maintenance = _section(doc, top, "maintenance", list_of(table(MAINTENANCE, _maintenance)))
+    maintenance = _section(doc, top, "maintenance", list_of(table(MAINTENANCE, _maintenance, _check_maintenance)))
     credit = _section(doc, top, "credit", credit_tiers)
     _cross_check(doc, top, known_checks)
     if head is None or None in parties.values() or services is None or maintenance is None or credit is None:

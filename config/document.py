@@ -82,32 +82,61 @@ def _split_dotted(name: str) -> list[str]:
 
 
 def index_lines(text: str) -> dict[KeyPath, int]:
-    """Map the key paths of tables and keys to the line that defines them (best effort)."""
+    """Map the key paths of tables and keys to the line that defines them (best effort).
+
+    Lines inside multi-line strings and the continuation lines of multi-line arrays are skipped,
+    so text that merely looks like a key or a header there is not taken for one.
+    """
     positions: dict[KeyPath, int] = {}
     counts: dict[KeyPath, int] = {}
     current: KeyPath = ()
+    in_string: str | None = None
+    depth = 0
     for number, line in enumerate(text.splitlines(), 1):
+        if in_string is not None:
+            if line.count(in_string) % 2 == 1:
+                in_string = None
+            continue
+        if depth > 0:
+            depth = max(0, depth + _bracket_balance(line))
+            continue
         header = _HEADER.match(line)
         if header:
-            resolved: KeyPath = ()
-            parts = _split_dotted(header.group(2))
-            for part in parts[:-1]:
-                resolved += (part,)
-                if resolved in counts:
-                    resolved += (counts[resolved] - 1,)
-            resolved += (parts[-1],)
-            if header.group(1) == "[[":
-                index = counts.get(resolved, 0)
-                counts[resolved] = index + 1
-                resolved += (index,)
-            current = resolved
+            current = _header_path(header, counts)
             positions.setdefault(current, number)
+            positions.setdefault(current[:-1] if isinstance(current[-1], int) else current, number)
             continue
         key = _KEY.match(line)
         if key:
-            name = key.group(1)
-            positions.setdefault(current + (name.strip("\"'"),), number)
+            positions.setdefault(current + (key.group(1).strip("\"'"),), number)
+            value = line.split("=", 1)[1] if "=" in line else ""
+            for quote in ('"""', "'''"):
+                if value.count(quote) % 2 == 1:
+                    in_string = quote
+            if in_string is None:
+                depth = max(0, _bracket_balance(value))
     return positions
+
+
+def _header_path(header: re.Match[str], counts: dict[KeyPath, int]) -> KeyPath:
+    resolved: KeyPath = ()
+    parts = _split_dotted(header.group(2))
+    for part in parts[:-1]:
+        resolved += (part,)
+        if resolved in counts:
+            resolved += (counts[resolved] - 1,)
+    resolved += (parts[-1],)
+    if header.group(1) == "[[":
+        index = counts.get(resolved, 0)
+        counts[resolved] = index + 1
+        resolved += (index,)
+    return resolved
+
+
+def _bracket_balance(text: str) -> int:
+    """Opening minus closing brackets outside quoted strings and comments."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'', "", text).split("#", 1)[0]
+    return text.count("[") + text.count("{") - text.count("]") - text.count("}")
 
 
 class Document:
@@ -173,6 +202,19 @@ class Document:
         self.problems.append(
             Problem(self.name, message, key=format_path(path), line=self.line_of(path))
         )
+
+    def failed_keys(self, path: KeyPath) -> set[str]:
+        """Keys directly under `path` that already have a problem recorded."""
+        prefix = format_path(path)
+        keys = set()
+        for problem in self.problems:
+            if problem.file == self.name and problem.key.startswith(prefix + "."):
+                keys.add(re.split(r"[.\[]", problem.key[len(prefix) + 1:], maxsplit=1)[0])
+        return keys
+
+    def has_problem_at(self, path: KeyPath) -> bool:
+        key = format_path(path)
+        return any(p.file == self.name and p.key == key for p in self.problems)
 
     def table(self, value: Any, fields: Sequence[Field], path: KeyPath,
               partial: bool = False) -> dict[str, Any] | None:
@@ -253,8 +295,8 @@ def read_secret_file(path: Path) -> str:
     """Read a secret from a file, raising Invalid with the reason when it cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Invalid(f'cannot read "{path}": {_os_reason(exc)}; create it or fix the path') from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not UTF-8
+        raise Invalid(f'cannot read "{path}": {_os_reason(exc)}; create it or fix the path') from None
     secret = text.strip("\r\n")
     if not secret:
         raise Invalid(f'"{path}" is empty; put the secret in it')

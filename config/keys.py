@@ -32,9 +32,10 @@ def private_key_file(value: Any, ctx: Context) -> str:
     path = ctx.resolve(value)
     try:
         data = path.read_bytes()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise Invalid(
-            f'cannot read "{path}": {exc.strerror or exc}; create it with `slawatch-agent keygen`'
+            f"cannot read {show(str(path))}: {getattr(exc, 'strerror', None) or exc}; "
+            "create it with `slawatch-agent keygen`"
         ) from None
     try:
         load_private_key(data)

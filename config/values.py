@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
+import itertools
 import logging
+import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from yarl import URL
 
 from .document import Context, Field, Invalid, Reported, read_secret_file, show
 
@@ -64,6 +69,25 @@ def identifier(value: Any, ctx: Context) -> str:
     return value
 
 
+def host_name(value: Any, ctx: Context) -> str:
+    """A DNS name (internationalised names allowed) or an IPv4/IPv6 address."""
+    wrong = Invalid(f'expected a host name like "mail.example.com" or an IP address, found {show(value)}')
+    if not isinstance(value, str) or not value:
+        raise wrong
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        try:
+            ascii_name = value.rstrip(".").encode("idna").decode()
+        except UnicodeError:
+            raise wrong from None
+    labels = ascii_name.split(".")
+    if not all(re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", label) for label in labels):
+        raise wrong
+    return value
+
+
 def integer(low: int | None = None, high: int | None = None) -> Parser:
     def parse(value: Any, ctx: Context) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -76,7 +100,7 @@ def integer(low: int | None = None, high: int | None = None) -> Parser:
 
 def number(low: float | None = None, high: float | None = None, low_open: bool = False) -> Parser:
     def parse(value: Any, ctx: Context) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise Invalid(f"expected a number{_range_text(low, high, low_open)}, found {show(value)}")
         if low_open and low is not None and value <= low:
             raise Invalid(f"expected a number{_range_text(low, high, low_open)}, found {show(value)}")
@@ -123,6 +147,27 @@ def duration(minimum: float = 0.0) -> Parser:
     return parse
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def size(minimum: int = 0) -> Parser:
+    """A byte size: "512MB", "2GiB" or a plain number of bytes."""
+    def parse(value: Any, ctx: Context) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            result = value
+        elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+            result = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+        else:
+            raise Invalid(f'expected a size like "512MB" or "2GiB", found {show(value)}')
+        if result < minimum:
+            raise Invalid(f"expected a size of at least {minimum} bytes, found {show(value)}")
+        return result
+
+    return parse
+
+
 def one_of(choices: Sequence[str]) -> Parser:
     def parse(value: Any, ctx: Context) -> str:
         if value not in choices:
@@ -132,10 +177,11 @@ def one_of(choices: Sequence[str]) -> Parser:
     return parse
 
 
-def list_of(item: Parser, nonempty: bool = False, unique: bool = False) -> Parser:
+def list_of(item: Parser, nonempty: bool = False, unique: bool = False, secret: bool = False) -> Parser:
     def parse(value: Any, ctx: Context) -> tuple[Any, ...]:
-        if isinstance(value, str) and not isinstance(value, list):
-            raise Invalid(f"expected an array, found {show(value)}; write [{show(value)}]")
+        if isinstance(value, str):
+            shown = "a string" if secret else show(value)
+            raise Invalid(f"expected an array, found {shown}; put it in brackets: [\"...\"]")
         if not isinstance(value, list):
             raise Invalid(f"expected an array, found {show(value)}")
         if nonempty and not value:
@@ -183,12 +229,25 @@ def mapping(key: Parser, item: Parser) -> Parser:
     return parse
 
 
-def table(fields: Sequence[Field], build: Callable[[dict[str, Any], Context], Any]) -> Parser:
-    """A nested table (or inline table) checked against its own fields, then built."""
+Validate = Callable[[dict[str, Any], Context], None]
+
+
+def table(fields: Sequence[Field], build: Callable[[dict[str, Any], Context], Any],
+          validate: Validate | None = None) -> Parser:
+    """A nested table (or inline table) checked against its own fields, then built.
+
+    `validate` sees the values that parsed (failed keys are absent) and records every cross-key
+    problem; `build` runs only when the whole table is clean. So all problems come out at once.
+    """
 
     def parse(value: Any, ctx: Context) -> Any:
-        values = ctx.doc.table(value, fields, ctx.path)
+        before = len(ctx.doc.problems)
+        values = ctx.doc.table(value, fields, ctx.path, partial=True)
         if values is None:
+            raise Reported
+        if validate is not None:
+            validate(values, ctx)
+        if len(ctx.doc.problems) > before:
             raise Reported
         return build(values, ctx)
 
@@ -210,7 +269,7 @@ def timezone(value: Any, ctx: Context) -> str:
         raise Invalid(f'expected an IANA timezone like "Europe/Amsterdam", found {show(value)}')
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory of zones, not a zone
         raise Invalid(
             f'expected an IANA timezone like "Europe/Amsterdam" or "UTC", found {show(value)}'
         ) from None
@@ -218,14 +277,32 @@ def timezone(value: Any, ctx: Context) -> str:
 
 
 def url(schemes: Sequence[str]) -> Parser:
+    """A URL of one of the schemes, with a host and a valid port; credentials are not echoed."""
     def parse(value: Any, ctx: Context) -> str:
-        pattern = rf"({'|'.join(schemes)})://[^\s/]+(/\S*)?"
-        if not isinstance(value, str) or not re.fullmatch(pattern, value):
-            wanted = " or ".join(f"{s}://" for s in schemes)
+        wanted = " or ".join(f"{s}://" for s in schemes)
+        if not isinstance(value, str):
             raise Invalid(f"expected a URL starting with {wanted}, found {show(value)}")
+        try:
+            parsed = URL(value)
+            port = parsed.port
+            valid = (parsed.scheme in schemes and bool(parsed.host) and port is not None
+                     and 0 < port < 65536 and value.startswith(f"{parsed.scheme}://"))
+            if valid:
+                _ = parsed.raw_host and parsed.raw_host.encode("idna")
+        except (ValueError, UnicodeError):
+            valid = False
+        if not valid or any(c.isspace() or ord(c) < 32 for c in value):
+            raise Invalid(f"expected a URL starting with {wanted} and a host (port 1-65535), "
+                          f"found {show(masked_url(value))}")
         return value
 
     return parse
+
+
+def masked_url(text: str) -> str:
+    """A URL with user:password and the query hidden, fit for messages and logs."""
+    text = re.sub(r"//[^/@\s]*@", "//***@", text)
+    return re.sub(r"\?.*$", "?***", text)
 
 
 def local_time(value: Any, ctx: Context) -> dt.time:
@@ -261,8 +338,11 @@ def rrule(value: Any, ctx: Context) -> str:
     if not isinstance(value, str):
         raise Invalid(f'expected an RRULE string like "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", found {show(value)}')
     try:
-        rrulestr(value, dtstart=dt.datetime(2000, 1, 1))
-    except (ValueError, TypeError) as exc:
+        rule = rrulestr(value, dtstart=dt.datetime(2000, 1, 1))
+        if re.search(r"(^|;)INTERVAL=0*(;|$)", value.upper()):
+            raise ValueError("INTERVAL must be 1 or more")
+        list(itertools.islice(rule, 3))  # some mistakes only show when the rule is used
+    except (ValueError, TypeError, OverflowError) as exc:
         raise Invalid(f"expected an RFC 5545 RRULE, found {show(value)}: {exc}") from None
     return value
 
@@ -312,16 +392,50 @@ def readable_file(value: Any, ctx: Context) -> str:
     try:
         with open(path, "rb"):
             return str(path)
-    except OSError as exc:
-        raise Invalid(f'cannot read "{path}": {exc.strerror or exc}; create it or fix the path') from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise Invalid(f"cannot read {show(str(path))}: {reason}; create it or fix the path") from None
+
+
+def kind_of(value: Any) -> str:
+    """What a value is, without showing it (for secrets)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "a table" if isinstance(value, dict) else "a date or time"
+
+
+def secret_string(value: Any, ctx: Context) -> Secret:
+    """A non-empty one-line secret; never echoed in messages."""
+    if not isinstance(value, str):
+        raise Invalid(f"expected a string (quoted), found {kind_of(value)}; the value is not shown")
+    if not value:
+        raise Invalid("expected a non-empty string, found an empty one")
+    if any(c in value for c in "\r\n\0"):
+        raise Invalid("expected a single line, found a line break or NUL; the value is not shown")
+    return Secret(value)
 
 
 def secret_fields(name: str, help: str) -> list[Field]:
     """The pair of keys for one secret: inline `name` or `name_file` (a file holding it)."""
     return [
-        Field(name, string(), None, f"{help}, inline"),
+        Field(name, secret_string, None, f"{help}, inline"),
         Field(f"{name}_file", string(), None, f"path of a file holding the {help}"),
     ]
+
+
+def take_secret(values: dict[str, Any], name: str, ctx: Context, required: bool = False) -> None:
+    """Resolve a secret pair in place: `values[name]` becomes the secret (or None), problems recorded."""
+    try:
+        values[name] = resolve_secret(values, name, ctx, required)
+    except Reported:
+        values[name] = None
+    values.pop(f"{name}_file", None)
 
 
 def resolve_secret(values: dict[str, Any], name: str, ctx: Context, required: bool) -> Secret | None:
@@ -332,7 +446,7 @@ def resolve_secret(values: dict[str, Any], name: str, ctx: Context, required: bo
         raise Reported
     if file is not None:
         try:
-            return Secret(read_secret_file(ctx.resolve(file)))
+            return secret_string(read_secret_file(ctx.resolve(file)), ctx.at(f"{name}_file"))
         except Invalid as exc:
             ctx.at(f"{name}_file").error(str(exc))
             raise Reported from None

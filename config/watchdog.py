@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from .document import Context, Document, Field, Invalid, Reported, show
 from .errors import ConfigError, Problem
 from .values import identifier, list_of, one_of, public_key, string, table, url
 
+MAX_SCRYPT_MEMORY = 256 * 1024 * 1024  # what verify_password lets scrypt use
 PASSWORD_HASH = re.compile(r"scrypt:\d+:\d+:\d+:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
 
 
@@ -58,15 +60,31 @@ def listen_address(value: Any, ctx: Context) -> tuple[str, int]:
 
 
 def password_hash(value: Any, ctx: Context) -> str:
+    """A hash `slawatch-watchdog hash-password` printed, with parameters scrypt can run."""
+    wrong = Invalid('expected a hash printed by `slawatch-watchdog hash-password` ("scrypt:..."), '
+                    f"found {show(value) if not isinstance(value, str) else 'a string of another form (not shown)'}")
     if not isinstance(value, str) or not PASSWORD_HASH.fullmatch(value):
-        raise Invalid('expected a hash printed by `slawatch-watchdog hash-password` ("scrypt:..."), '
-                      f"found {show(value) if not isinstance(value, str) else 'something else'}")
+        raise wrong
+    _, n, r, p, salt, digest = value.split(":")
+    n_, r_, p_ = int(n), int(r), int(p)
+    if n_ < 2 or n_ & (n_ - 1) or not 1 <= r_ <= 64 or not 1 <= p_ <= 16 or 128 * n_ * r_ * p_ > MAX_SCRYPT_MEMORY:
+        raise wrong
+    try:
+        base64.b64decode(salt, validate=True)
+        if len(base64.b64decode(digest, validate=True)) < 16:
+            raise wrong
+    except ValueError:
+        raise wrong from None
     return value
 
 
 def contracts_dir(value: Any, ctx: Context) -> str:
     path = ctx.resolve(string()(value, ctx))
-    if not path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except (OSError, ValueError) as exc:
+        raise Invalid(f"cannot look at {show(str(path))}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not is_dir:
         raise Invalid(f'"{path}" is not a directory; create it and put the contract files (*.toml) in it')
     return str(path)
 
@@ -116,7 +134,7 @@ def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] 
     if head is not None and "contracts" in head:
         known = set().union(*agent_checks.values()) if agent_checks is not None else None
         contracts = _contracts(doc, Path(head["contracts"]), known)
-    if users is not None:
+    if users is not None and head is not None and "contracts" in head:
         _check_user_contracts(doc, users, top.get("user", []), {c.id for c in contracts})
     doc.raise_if_problems()
     assert head is not None and agents is not None and users is not None

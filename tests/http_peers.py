@@ -43,7 +43,15 @@ def peer_app() -> web.Application:
         return web.json_response({"method": request.method, "body": body,
                                   "probe": request.headers.get("X-Probe", "")})
 
+    async def huge(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(6):
+            await response.write(b"x" * 2**20)
+        return response
+
     app = web.Application()
+    app.router.add_get("/huge", huge)
     app.router.add_get("/ok", ok)
     app.router.add_get("/status/{code}", status)
     app.router.add_get("/slow", slow)

@@ -79,7 +79,7 @@ def test_default_config_paths_are_the_designed_ones() -> None:
 
 
 @pytest.mark.parametrize("tool,command", [
-    ("slawatch-agent", "run"), ("slawatch-watchdog", "run"),
+    ("slawatch-watchdog", "run"),
     ("slawatch-watchdog", "import"), ("slawatch-watchdog", "report"), ("slawatch-watchdog", "evidence"),
     ("slawatch-watchdog", "alerts"),
 ])

@@ -196,3 +196,17 @@ async def test_tls_certificate_for_another_host_name(vantage: Vantage, tls: dict
     url = tls["wrong_host"].replace("127.0.0.1", "localhost")  # /etc/hosts: no DNS server involved
     reading = await collect(check(f"{url}/ok", ca_file=certs.ca_file), vantage)
     assert (reading.status, reading.error) == (DOWN, "TLS certificate error: certificate does not match the host name")
+
+
+async def test_a_huge_body_is_cut_off_not_swallowed(vantage: Vantage, plain: str) -> None:
+    reading = await collect(check(f"{plain}/huge"), vantage)
+    assert (reading.status, reading.error) == (DOWN, "response body larger than 4 MiB; the check reads no more")
+    assert reading.metrics["http.status"] == 200
+
+
+async def test_tls_contexts_are_shared_between_checks_with_the_same_settings(
+        vantage: Vantage, tls: dict[str, str], certs: Certificates) -> None:
+    for name in ("a", "b", "c"):
+        web = HttpCheck(id=name, type="http", interval=30.0, timeout=2.0, url=f"{tls['valid']}/ok", ca_file=certs.ca_file)
+        assert (await collect(web, vantage)).status == UP
+    assert len([k for k in vantage.shared if k[0] == "http-tls"]) == 1

@@ -52,8 +52,11 @@ def test_timestamps_are_utc_with_optional_milliseconds() -> None:
 
 @pytest.mark.parametrize("change,message", [
     ({"status": "degraded"}, "'status' must be one of up, down, unknown, not 'degraded'"),
-    ({"seq": 0}, "'seq' must be a positive integer"),
-    ({"seq": True}, "'seq' must be a positive integer"),
+    ({"seq": 0}, "'seq' must be a positive integer below 2**63"),
+    ({"seq": True}, "'seq' must be a positive integer below 2**63"),
+    ({"seq": 2**63}, "'seq' must be a positive integer below 2**63"),
+    ({"metrics": {"x": 10**400}}, "metric 'x' must be a finite number"),
+    ({"latency_ms": 10**400}, "'latency_ms' must be a non-negative number or null"),
     ({"ts": "2026-10-03T12:00:30"}, "'ts': time '2026-10-03T12:00:30' has no offset; readings are in UTC (end it with Z)"),
     ({"ts": "yesterday"}, "'ts': Invalid isoformat string: 'yesterday'"),
     ({"interval_s": 0}, "'interval_s' must be a positive number"),

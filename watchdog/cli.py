@@ -19,19 +19,25 @@ DEFAULT_CONFIG = "/etc/slawatch/watchdog.toml"
 
 def check(args: argparse.Namespace) -> int:
     """Validate watchdog.toml and every contract; with --agent-config, cross-check the checks."""
-    agent_checks = None
+    agent_checks: dict[str, set[str]] | None = None
+    problems = []
     if args.agent_config:
-        agent_checks, problems = {}, []
+        agent_checks = {}
         for file in args.agent_config:
             try:
                 agent = load_agent(file)
             except ConfigError as err:
                 problems += err.problems
+                agent_checks = None  # an agent's checks are unknown: don't call contracts' checks unknown
                 continue
-            agent_checks[agent.id] = {c.id for c in agent.checks}
-        if problems:
-            raise ConfigError(problems)
-    config = load_watchdog(args.config, agent_checks)
+            if agent_checks is not None:
+                agent_checks[agent.id] = {c.id for c in agent.checks}
+    try:
+        config = load_watchdog(args.config, agent_checks)
+    except ConfigError as err:
+        raise ConfigError(problems + err.problems) from None
+    if problems:
+        raise ConfigError(problems)
     services = sum(len(c.services) for c in config.contracts)
     objectives = sum(len(s.objectives) for c in config.contracts for s in c.services)
     print(f"OK {config.file}: {_n(len(config.agents), 'agent')}, {_n(len(config.users), 'user')}, "

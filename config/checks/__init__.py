@@ -20,14 +20,15 @@ class CheckType:
     """The schema of one check type: its own keys and how a validated table becomes a check."""
 
     fields: Sequence[Field]
+    validate: Callable[[dict[str, Any], Context], None]
     build: Callable[[dict[str, Any], Context], CheckConfig]
 
 
 CHECK_TYPES: dict[str, CheckType] = {
-    "http": CheckType(http.FIELDS, http.build),
-    "snmp": CheckType(snmp.FIELDS, snmp.build),
-    "host": CheckType(host.FIELDS, host.build),
-    "tcp": CheckType(tcp.FIELDS, tcp.build),
+    "http": CheckType(http.FIELDS, http.validate, http.build),
+    "snmp": CheckType(snmp.FIELDS, snmp.validate, snmp.build),
+    "host": CheckType(host.FIELDS, host.validate, host.build),
+    "tcp": CheckType(tcp.FIELDS, tcp.validate, tcp.build),
 }
 
 __all__ = [

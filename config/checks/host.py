@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..document import Context, Field, Reported, show
+from ..document import Context, Field, show
 from ..values import list_of, mapping, number, string
 from .base import CheckConfig
 
@@ -21,8 +21,8 @@ METRICS = {
     "disk.{disk}.percent": "space used on a listed mount, percent",
     "disk.{disk}.free_bytes": "free bytes on a listed mount",
     "process.{process}.count": "running processes of a listed name",
-    "net.{interface}.rx_bps": "bits received per second on a listed interface",
-    "net.{interface}.tx_bps": "bits sent per second on a listed interface",
+    "net.{interface}.rx_bytes_per_s": "bytes received per second on a listed interface",
+    "net.{interface}.tx_bytes_per_s": "bytes sent per second on a listed interface",
 }
 
 
@@ -63,17 +63,19 @@ def metric_names(disks: tuple[str, ...], processes: tuple[str, ...],
     return names
 
 
-def build(values: dict[str, Any], ctx: Context) -> HostCheck:
+def validate(values: dict[str, Any], ctx: Context) -> None:
+    """Thresholds must name metrics the check reports (a typo must not disable a threshold)."""
+    if not all(key in values for key in ("disks", "processes", "interfaces")):
+        return  # the lists themselves are wrong; their problems are already recorded
     known = metric_names(values["disks"], values["processes"], values["interfaces"])
-    failed = False
     for bound in ("max", "min"):
-        for name in values[bound]:
+        for name in values.get(bound, {}):
             if name not in known:
                 ctx.at(bound, name).error(
                     f"expected a metric this check reports ({', '.join(known)}), found {show(name)}; "
                     "disks, processes and interfaces must be listed to be measured"
                 )
-                failed = True
-    if failed:
-        raise Reported
+
+
+def build(values: dict[str, Any], ctx: Context) -> HostCheck:
     return HostCheck(**values | {"max": tuple(values["max"].items()), "min": tuple(values["min"].items())})

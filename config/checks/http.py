@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..document import Context, Field, Invalid, Reported, show
+from ..document import Context, Field, Invalid, show
 from ..values import (
-    Secret, boolean, integer, list_of, mapping, readable_file, regex, resolve_secret,
-    secret_fields, string, url,
+    Secret, boolean, integer, list_of, mapping, readable_file, regex, secret_fields, secret_string,
+    string, take_secret, url,
 )
 from .base import CheckConfig
 
@@ -50,15 +51,21 @@ def status_range(value: Any, ctx: Context) -> tuple[int, int]:
 
 
 def json_expectation(value: Any, ctx: Context) -> Any:
-    if isinstance(value, (dict, list)):
-        raise Invalid(f"expected a string, number or boolean to compare with, found {show(value)}")
-    return value
+    if isinstance(value, bool) or isinstance(value, (str, int)) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise Invalid(f"expected a string, number or boolean to compare with, found {show(value)}")
+
+
+def header_name(value: Any, ctx: Context) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", value):
+        return value
+    raise Invalid(f"expected an HTTP header name (letters, digits, '-'), found {show(value)}")
 
 
 FIELDS = [
     Field("url", url(["http", "https"]), help="the URL to request"),
     Field("method", string(), "GET", "the HTTP method"),
-    Field("headers", mapping(string(), string()), {}, "extra request headers"),
+    Field("headers", mapping(header_name, secret_string), {}, "extra request headers (values are not shown in messages)"),
     Field("body", string(nonempty=False), None, "request body to send"),
     Field("username", string(), None, "user name for HTTP basic authentication"),
     *secret_fields("password", "password for HTTP basic authentication"),
@@ -76,32 +83,33 @@ FIELDS = [
 ]
 
 
-def build(values: dict[str, Any], ctx: Context) -> HttpCheck:
-    method = values.pop("method").upper()
-    if method not in METHODS:
-        ctx.at("method").error(f"expected one of {', '.join(METHODS)}, found {show(method)}")
-        raise Reported
-    password = resolve_secret(values, "password", ctx, required=False)
-    token = resolve_secret(values, "token", ctx, required=False)
-    for name in ("password", "password_file", "token", "token_file"):
-        values.pop(name)
-    if (values["username"] is None) != (password is None):
+def validate(values: dict[str, Any], ctx: Context) -> None:
+    """Keys that only make sense together; every problem is recorded."""
+    method = values.get("method")
+    if method is not None:
+        if method.upper() in METHODS:
+            values["method"] = method.upper()
+        else:
+            ctx.at("method").error(f"expected one of {', '.join(METHODS)}, found {show(method)}")
+    take_secret(values, "password", ctx)
+    take_secret(values, "token", ctx)
+    failed = ctx.doc.failed_keys(ctx.path)
+    if ("username" in values and (values["username"] is None) != (values["password"] is None)
+            and not failed & {"username", "password", "password_file"}):
         ctx.at("username" if values["username"] is None else "password").error(
             'basic authentication needs both "username" and "password" (or "password_file")'
         )
-        raise Reported
-    if token is not None and password is not None:
+    if values["token"] is not None and values["password"] is not None:
         ctx.at("token").error("use either basic authentication or a bearer token, not both")
-        raise Reported
-    if values["tls_min_days"] is not None and not values["url"].startswith("https://"):
+    url = values.get("url")
+    if values.get("tls_min_days") is not None and url is not None and not url.startswith("https://"):
         ctx.at("tls_min_days").error("only https:// URLs have a certificate to check")
-        raise Reported
+
+
+def build(values: dict[str, Any], ctx: Context) -> HttpCheck:
     return HttpCheck(
         **values | {
-            "method": method,
-            "password": password,
-            "token": token,
-            "headers": tuple((k, Secret(v)) for k, v in values["headers"].items()),
+            "headers": tuple(values["headers"].items()),
             "expect_status": values["expect_status"] or ((200, 299),),
             "expect_json": tuple(values["expect_json"].items()),
         }

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..document import Context, Field, Invalid, Reported, show
-from ..values import Secret, integer, list_of, mapping, one_of, resolve_secret, secret_fields, string
+from ..document import Context, Field, Invalid, show
+from ..values import Secret, host_name, integer, list_of, mapping, one_of, secret_fields, string, take_secret
 from .base import CheckConfig
 
 AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
@@ -48,7 +48,7 @@ def oid(value: Any, ctx: Context) -> str:
 
 
 FIELDS = [
-    Field("host", string(), help="device address or name"),
+    Field("host", host_name, help="device address or name"),
     Field("port", integer(1, 65535), 161, "UDP port"),
     Field("version", one_of(["1", "2c", "3"]), "2c", 'SNMP version: "1", "2c" or "3"'),
     *secret_fields("community", "community string (v1 and v2c)"),
@@ -66,50 +66,42 @@ FIELDS = [
 _V3_ONLY = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key")
 
 
-def build(values: dict[str, Any], ctx: Context) -> SnmpCheck:
-    secrets = {
-        name: resolve_secret(values, name, ctx, required=False)
-        for name in ("community", "auth_key", "priv_key")
-    }
-    for name in secrets:
-        values.pop(name)
-        values.pop(f"{name}_file")
-    values.update(secrets)
-    if values["version"] == "3":
+def validate(values: dict[str, Any], ctx: Context) -> None:
+    """Version and security keys that go together; every problem is recorded."""
+    for name in ("community", "auth_key", "priv_key"):
+        take_secret(values, name, ctx)
+    if values.get("version") == "3":
         _check_v3(values, ctx)
-    else:
+    elif "version" in values:
         _check_community(values, ctx)
+
+
+def build(values: dict[str, Any], ctx: Context) -> SnmpCheck:
     return SnmpCheck(**values | {"oids": tuple(values["oids"].items())})
 
 
 def _check_community(values: dict[str, Any], ctx: Context) -> None:
-    wrong = [name for name in _V3_ONLY if values[name] is not None]
-    if wrong:
-        ctx.at(wrong[0]).error(f'only SNMP version "3" takes "{wrong[0]}"; set version = "3" or remove it')
-        raise Reported
-    if values["community"] is None:
-        ctx.at("community").error(
-            f'SNMP v{values["version"]} needs "community" or "community_file"'
-        )
-        raise Reported
+    for name in _V3_ONLY:
+        if values.get(name) is not None:
+            ctx.at(name).error(f'only SNMP version "3" takes "{name}"; set version = "3" or remove it')
+    if values["community"] is None and not ctx.doc.has_problem_at(ctx.path + ("community_file",)):
+        ctx.at("community").error(f'SNMP v{values["version"]} needs "community" or "community_file"')
 
 
 def _check_v3(values: dict[str, Any], ctx: Context) -> None:
-    problems = []
     if values["community"] is not None:
-        problems.append(("community", 'SNMP v3 uses "user" and keys, not "community"'))
-    if values["user"] is None:
-        problems.append(("user", 'SNMP v3 needs "user"'))
+        ctx.at("community").error('SNMP v3 uses "user" and keys, not "community"')
+    if values.get("user") is None and "user" not in ctx.doc.failed_keys(ctx.path):
+        ctx.at("user").error('SNMP v3 needs "user"')
+    failed = ctx.doc.failed_keys(ctx.path)
     for kind in ("auth", "priv"):
-        protocol, key = values[f"{kind}_protocol"], values[f"{kind}_key"]
-        if (protocol is None) != (key is None):
+        protocol, key = values.get(f"{kind}_protocol"), values.get(f"{kind}_key")
+        involved = {f"{kind}_protocol", f"{kind}_key", f"{kind}_key_file"}
+        if (protocol is None) != (key is None) and not failed & involved:
             missing = f"{kind}_protocol" if protocol is None else f"{kind}_key"
-            problems.append((missing, f'"{kind}_protocol" and "{kind}_key" go together; add "{missing}"'))
+            ctx.at(missing).error(f'"{kind}_protocol" and "{kind}_key" go together; add "{missing}"')
         if key is not None and len(key) < 8:
-            problems.append((f"{kind}_key", "SNMPv3 keys must be at least 8 characters long"))
-    if values["priv_key"] is not None and values["auth_key"] is None:
-        problems.append(("priv_key", "privacy needs authentication: add auth_protocol and auth_key"))
-    for name, message in problems:
-        ctx.at(name).error(message)
-    if problems:
-        raise Reported
+            ctx.at(f"{kind}_key").error("SNMPv3 keys must be at least 8 characters long")
+    auth_failed = failed & {"auth_protocol", "auth_key", "auth_key_file"}
+    if values.get("priv_key") is not None and values.get("auth_key") is None and not auth_failed:
+        ctx.at("priv_key").error("privacy needs authentication: add auth_protocol and auth_key")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..document import Context, Field
-from ..values import integer, regex, string
+from ..values import host_name, integer, regex
 from .base import CheckConfig
 
 
@@ -21,10 +21,14 @@ class TcpCheck(CheckConfig):
 
 
 FIELDS = [
-    Field("host", string(), help="host name or address"),
+    Field("host", host_name, help="host name or address"),
     Field("port", integer(1, 65535), help="TCP port"),
     Field("expect_banner", regex, None, "regular expression the server's greeting must match"),
 ]
+
+
+def validate(values: dict[str, Any], ctx: Context) -> None:
+    """Nothing spans several keys of a tcp check."""
 
 
 def build(values: dict[str, Any], ctx: Context) -> TcpCheck:

@@ -1,0 +1,195 @@
+"""`slawatch-agent run`: the daemon — schedule, spool, ship, report to systemd, reload, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+import psutil
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from slawatch.collectors.reading import UP, Reading, utc_now
+from slawatch.collectors.vantage import Vantage
+from slawatch.config import AgentConfig, ConfigError, load_agent
+from slawatch.config.cli import package_version
+from slawatch.config.keys import load_private_key
+
+from . import systemd
+from .protocol import canonical_json
+from .scheduler import Scheduler
+from .shipper import Shipper, SpoolAccess
+from .spool import Spool
+
+log = logging.getLogger(__name__)
+
+SELF_CHECK = "agent.self"
+SELF_INTERVAL_S = 60.0
+FLUSH_ON_STOP_S = 5.0
+BOUNDS_EVERY_S = 300.0
+
+
+def manifest(config: AgentConfig) -> bytes:
+    """What this vantage point is supposed to report, and how often (no secrets)."""
+    return canonical_json({
+        "agent": config.id,
+        "version": package_version(),
+        "canaries": list(config.canaries),
+        "checks": [{"id": c.id, "type": c.type, "interval_s": c.interval, "timeout_s": c.timeout,
+                    "target": c.target()} for c in config.checks]
+                  + [{"id": SELF_CHECK, "type": "self", "interval_s": SELF_INTERVAL_S, "timeout_s": 1.0,
+                      "target": "the agent itself"}],
+    })
+
+
+@dataclass
+class Agent:
+    """The running daemon's parts; `config` and the scheduler are replaced on reload."""
+
+    config_path: str
+    config: AgentConfig
+    key: Ed25519PrivateKey
+    spool: SpoolAccess
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    reloading: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def record(self, reading: Reading) -> None:
+        """A reading is taken once the spool has committed it."""
+        await self.spool.call(self.spool.spool.append, [reading])
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reloading.set)
+        self.shipper = Shipper(self.config.id, self.config.watchdog_url, self.key, self.spool,
+                               self.config.batch_size, self.config.batch_wait, self.config.watchdog_ca_file,
+                               manifest=manifest(self.config))
+        async with Vantage(self.config.id) as vantage:
+            self.vantage = vantage
+            self.scheduler = self._scheduler()
+            tasks = [asyncio.create_task(coro, name=name) for name, coro in (
+                ("schedule", self._schedule()), ("ship", self.shipper.run(self.stopping)),
+                ("self", self._self_metrics()), ("systemd", self._systemd_watchdog()),
+                ("bounds", self._bounds()))]
+            systemd.notify(f"READY=1\nSTATUS={self._status()}")
+            log.info("event=started agent=%s checks=%d spool_depth=%d", self.config.id, len(self.config.checks),
+                     await self.spool.call(self.spool.spool.depth))
+            await self.stopping.wait()
+            systemd.notify("STOPPING=1\nSTATUS=stopping: flushing the spool")
+            log.info("event=stopping")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.shipper.flush(FLUSH_ON_STOP_S)
+        depth = await self.spool.call(self.spool.spool.depth)
+        log.info("event=stopped spool_depth=%d", depth)
+
+    def _scheduler(self) -> Scheduler:
+        return Scheduler(self.config.id, self.config.checks, self.vantage, self.record,
+                         self.config.canaries, self.config.concurrency)
+
+    async def _schedule(self) -> None:
+        """Run the schedule; on SIGHUP swap in the new configuration's, or keep the old one."""
+        while True:
+            run_until = asyncio.Event()
+            task = asyncio.create_task(self.scheduler.run(run_until))
+            try:
+                new = await self._next_valid_reload()
+                run_until.set()
+                await task
+            finally:
+                if not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            self.config = new
+            self.scheduler = self._scheduler()
+            self.shipper.manifest = manifest(new)
+            log.info("event=reloaded checks=%d", len(new.checks))
+
+    async def _next_valid_reload(self) -> AgentConfig:
+        """Wait for SIGHUP until one brings a valid configuration."""
+        while True:
+            await self.reloading.wait()
+            self.reloading.clear()
+            new = self._reload()
+            if new is not None:
+                return new
+
+    def _reload(self) -> AgentConfig | None:
+        try:
+            new = load_agent(self.config_path)
+        except ConfigError as err:
+            for problem in err.problems:
+                log.error("event=reload-refused problem=%r", str(problem))
+            log.error("event=reload-refused action=keep-running-old-config")
+            return None
+        fixed = ("id", "spool", "key_file")
+        changed = [name for name in fixed if getattr(new, name) != getattr(self.config, name)]
+        if changed:
+            log.error("event=reload-refused changed=%s hint=%r", ",".join(changed),
+                      "agent id, spool and key take effect on restart only")
+            return None
+        return new
+
+    async def _self_metrics(self) -> None:
+        """Readings of `agent.self`: the agent's own health, so the watchdog can show it."""
+        process = psutil.Process()
+        while True:
+            started = utc_now()
+            spool = self.spool.spool
+            depth = await self.spool.call(spool.depth)
+            oldest = await self.spool.call(spool.oldest_age_s)
+            cpu = process.cpu_times()
+            metrics = {
+                "spool.depth": depth, "spool.oldest_s": round(oldest, 1),
+                "rss_bytes": process.memory_info().rss, "cpu_s": round(cpu.user + cpu.system, 3),
+                "checks.skipped": sum(s.skipped for s in self.scheduler.stats.values()),
+                "ship.failures": self.shipper.delivery.failures,
+                "ship.readings": self.shipper.delivery.readings,
+            }
+            await self.record(Reading(agent=self.config.id, check=SELF_CHECK, ts=started, status=UP,
+                                      interval_s=SELF_INTERVAL_S, metrics=metrics))
+            systemd.notify(f"STATUS={self._status(depth)}")
+            await asyncio.sleep(SELF_INTERVAL_S)
+
+    async def _systemd_watchdog(self) -> None:
+        """WATCHDOG=1 at half of WatchdogSec, from the main loop (a stuck loop stops the pings)."""
+        interval = systemd.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    async def _bounds(self) -> None:
+        while True:
+            await self.spool.call(self.spool.spool.enforce_bounds)
+            await asyncio.sleep(BOUNDS_EVERY_S)
+
+    def _status(self, depth: int | None = None) -> str:
+        text = f"{len(self.config.checks)} checks, shipped {self.shipper.delivery.readings}"
+        return text + (f", spool {depth}" if depth is not None else "")
+
+
+def run(config_path: str) -> int:
+    """Load, open the spool and run until SIGTERM; config problems raise ConfigError."""
+    config = load_agent(config_path)
+    with open(config.key_file, "rb") as handle:
+        key = load_private_key(handle.read())
+    spool = SpoolAccess(Spool(config.spool, config.id, config.spool_max_age, config.spool_max_size))
+    try:
+        asyncio.run(Agent(config_path, config, key, spool).run())
+    finally:
+        spool.close()
+    return 0
+
+
+def configure_logging() -> None:
+    """One line per event on stderr; journald adds time and unit."""
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    logging.basicConfig(level=logging.INFO, format=stamp + "%(levelname)s %(name)s %(message)s")
+    time.tzset()

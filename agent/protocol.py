@@ -1,0 +1,161 @@
+"""The agent ↔ watchdog wire protocol: canonical bodies, Ed25519 signatures, their verification.
+
+One implementation, used by the agent to sign and by the watchdog to verify.
+
+A request carries its body (compact JSON, UTF-8) and four headers:
+
+    Slawatch-Agent: ams-probe
+    Slawatch-Batch: 0f5c...            (unique per batch; a resend keeps it)
+    Slawatch-Sent: 2026-10-03T12:00:31Z
+    Slawatch-Signature: <base64 Ed25519 signature>
+
+The signature covers `slawatch/1`, the agent id, the batch id, the send time, the request path
+and the SHA-256 of the exact body, one per line, so no part can be swapped for another's.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from slawatch.collectors.reading import Reading, format_ts, parse_ts
+
+VERSION = "slawatch/1"
+INGEST_PATH = "/api/v1/ingest"
+MANIFEST_PATH = "/api/v1/manifest"
+HEADER_AGENT, HEADER_BATCH = "Slawatch-Agent", "Slawatch-Batch"
+HEADER_SENT, HEADER_SIGNATURE = "Slawatch-Sent", "Slawatch-Signature"
+MAX_SKEW_S = 300.0
+_BATCH_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+class Refused(Exception):
+    """A request the watchdog must refuse: `status` is the HTTP status, `reason` says why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def new_batch_id() -> str:
+    return uuid.uuid4().hex
+
+
+def canonical_json(value: Any) -> bytes:
+    """Compact, key-sorted UTF-8 JSON: the same data always gives the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
+def batch_body(agent: str, readings: Sequence[Reading], dropped: Iterable[tuple[int, int]] = ()) -> bytes:
+    """The body of an ingest request: readings, and seq ranges the spool had to drop."""
+    return canonical_json({"agent": agent, "readings": [r.to_json() for r in readings],
+                           "dropped": [[first, last] for first, last in dropped]})
+
+
+def signed_message(agent: str, batch: str, sent: str, path: str, body: bytes) -> bytes:
+    return "\n".join([VERSION, agent, batch, sent, path, hashlib.sha256(body).hexdigest()]).encode()
+
+
+def sign(key: Ed25519PrivateKey, agent: str, batch: str, path: str, body: bytes,
+         now: dt.datetime | None = None) -> dict[str, str]:
+    """The headers that authenticate `body` as sent by `agent` now."""
+    sent = format_ts((now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0))
+    signature = key.sign(signed_message(agent, batch, sent, path, body))
+    return {HEADER_AGENT: agent, HEADER_BATCH: batch, HEADER_SENT: sent,
+            HEADER_SIGNATURE: base64.b64encode(signature).decode()}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The authenticated outside of a request: who sent it, which batch, when."""
+
+    agent: str
+    batch: str
+    sent: dt.datetime
+
+
+def public_key_from_line(line: str) -> Ed25519PublicKey:
+    """`ed25519:<base64>` (watchdog.toml's public_key) as a key."""
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(line.removeprefix("ed25519:")))
+
+
+def verify(headers: Mapping[str, str], path: str, body: bytes, keys: Mapping[str, Ed25519PublicKey],
+           now: dt.datetime | None = None, max_skew_s: float = MAX_SKEW_S) -> Envelope:
+    """Check the envelope and signature before anything of the body is parsed; raise Refused."""
+    agent, batch = headers.get(HEADER_AGENT, ""), headers.get(HEADER_BATCH, "")
+    sent_text, signature_text = headers.get(HEADER_SENT, ""), headers.get(HEADER_SIGNATURE, "")
+    if not (agent and batch and sent_text and signature_text):
+        raise Refused(401, "missing Slawatch-Agent, -Batch, -Sent or -Signature header")
+    if agent not in keys:
+        raise Refused(403, f"unknown agent {agent!r}: add it with its public key to watchdog.toml")
+    if not _BATCH_ID.fullmatch(batch):
+        raise Refused(400, "malformed batch id")
+    try:
+        sent = parse_ts(sent_text)
+        signature = base64.b64decode(signature_text, validate=True)
+    except ValueError:
+        raise Refused(400, "malformed Slawatch-Sent or Slawatch-Signature header") from None
+    try:
+        keys[agent].verify(signature, signed_message(agent, batch, sent_text, path, body))
+    except InvalidSignature:
+        raise Refused(401, "bad signature: wrong key, or the body or headers were altered") from None
+    skew = abs(((now or dt.datetime.now(dt.timezone.utc)) - sent).total_seconds())
+    if skew > max_skew_s:
+        raise Refused(401, f"send time is {skew:.0f}s off the watchdog's clock (limit {max_skew_s:.0f}s): "
+                           "stale request or a wrong clock on the agent")
+    return Envelope(agent, batch, sent)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A verified ingest body, parsed."""
+
+    agent: str
+    readings: tuple[Reading, ...]
+    dropped: tuple[tuple[int, int], ...]
+
+
+def parse_batch(envelope: Envelope, body: bytes) -> Batch:
+    """Parse an authenticated ingest body; raise Refused(400/422) naming the first problem."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise Refused(400, "body is not JSON") from None
+    if not isinstance(data, dict) or set(data) != {"agent", "readings", "dropped"}:
+        raise Refused(422, 'body must be an object with exactly "agent", "readings" and "dropped"')
+    if data["agent"] != envelope.agent:
+        raise Refused(422, "body's agent differs from the signed Slawatch-Agent header")
+    if not isinstance(data["readings"], list) or not isinstance(data["dropped"], list):
+        raise Refused(422, '"readings" and "dropped" must be arrays')
+    readings = []
+    for i, item in enumerate(data["readings"]):
+        try:
+            reading = Reading.from_json(item)
+        except ValueError as exc:
+            raise Refused(422, f"readings[{i}]: {exc}") from None
+        if reading.agent != envelope.agent:
+            raise Refused(422, f"readings[{i}]: agent {reading.agent!r} is not the sender")
+        readings.append(reading)
+    return Batch(envelope.agent, tuple(readings), tuple(_dropped(data["dropped"])))
+
+
+def _dropped(ranges: list[Any]) -> list[tuple[int, int]]:
+    result = []
+    for i, pair in enumerate(ranges):
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) and 0 < n < 2**63 for n in pair)
+                or pair[0] > pair[1]):
+            raise Refused(422, f"dropped[{i}]: expected [first_seq, last_seq] with first <= last")
+        result.append((pair[0], pair[1]))
+    return result

@@ -1,0 +1,181 @@
+"""The shipper: signed batches from the spool to the watchdog, oldest first, until acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .protocol import INGEST_PATH, MANIFEST_PATH, new_batch_id, sign
+from .spool import PendingBatch, Spool
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+BACKOFF_START_S, BACKOFF_CAP_S = 1.0, 60.0
+CONFIG_PROBLEM_RETRY_S = 300.0
+
+
+class SpoolAccess:
+    """The spool behind one worker thread: SQLite calls never block the event loop."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self.spool.close()
+
+
+@dataclass
+class Delivery:
+    """Counters of the shipper, for self-metrics and tests."""
+
+    batches: int = 0
+    readings: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    last_ack: float | None = None
+
+
+@dataclass
+class Shipper:
+    """Delivers the spool to the watchdog; never drops, retries with capped backoff."""
+
+    agent: str
+    url: str
+    key: Ed25519PrivateKey
+    spool: SpoolAccess
+    batch_size: int = 1000
+    batch_wait: float = 2.0
+    ca_file: str | None = None
+    manifest: bytes | None = None
+    delivery: Delivery = field(default_factory=Delivery)
+    _backoff: float = BACKOFF_START_S
+    _down_logged: bool = False
+
+    def __post_init__(self) -> None:
+        self._tls: ssl.SSLContext | bool = True
+        if self.url.startswith("https://"):
+            self._tls = ssl.create_default_context(cafile=self.ca_file)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Ship until `stopping` is set."""
+        async with aiohttp.ClientSession(headers={"User-Agent": "slawatch-agent"}) as session:
+            while not stopping.is_set():
+                pause = await self._step(session)
+                if pause > 0:
+                    await self._sleep(pause, stopping)
+
+    async def flush(self, seconds: float) -> None:
+        """On shutdown: ship what can be shipped within `seconds`, without waiting for batches to fill."""
+        deadline = time.monotonic() + seconds
+        async with aiohttp.ClientSession(headers={"User-Agent": "slawatch-agent"}) as session:
+            while time.monotonic() < deadline:
+                batch = await self.spool.call(self.spool.spool.next_batch, self.batch_size)
+                if batch is None:
+                    return
+                try:
+                    async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                        if await self._send(session, INGEST_PATH, batch.id, batch.body) != 200:
+                            return
+                except TimeoutError:
+                    return
+                await self._acknowledged(batch)
+
+    async def _step(self, session: aiohttp.ClientSession) -> float:
+        """Do one thing (send the manifest or a batch); return how long to wait before the next."""
+        if self.manifest is not None:
+            status = await self._send(session, MANIFEST_PATH, new_batch_id(), self.manifest)
+            if status == 200:
+                self.manifest = None
+                log.info("event=manifest-sent")
+            return self._after(status)
+        ready = await self._ready_in()
+        if ready > 0:
+            return ready
+        batch = await self.spool.call(self.spool.spool.next_batch, self.batch_size)
+        if batch is None:
+            return self.batch_wait or 1.0
+        status = await self._send(session, INGEST_PATH, batch.id, batch.body)
+        if status == 200:
+            await self._acknowledged(batch)
+        elif status == 409:
+            log.error("event=batch-conflict batch=%s action=rebatch", batch.id)
+            await self.spool.call(self.spool.spool.abandon, batch)
+        return self._after(status)
+
+    async def _ready_in(self) -> float:
+        """Seconds until a batch is worth sending: it is full, or its oldest reading waited long enough."""
+        spool = self.spool.spool
+        depth = await self.spool.call(spool.depth)
+        if depth >= self.batch_size:
+            return 0.0
+        if depth == 0:
+            return 0.0  # a pending batch or dropped ranges may still be waiting; next_batch decides
+        age = await self.spool.call(spool.oldest_age_s)
+        return max(0.0, self.batch_wait - age)
+
+    async def _acknowledged(self, batch: PendingBatch) -> None:
+        await self.spool.call(self.spool.spool.acknowledge, batch)
+        self.delivery.batches += 1
+        self.delivery.readings += batch.count
+        self.delivery.last_ack = time.time()
+
+    async def _send(self, session: aiohttp.ClientSession, path: str, batch: str, body: bytes) -> int:
+        """POST one signed body; the HTTP status, or 0 when the watchdog could not be reached."""
+        headers = sign(self.key, self.agent, batch, path, body) | {"Content-Type": "application/json"}
+        try:
+            async with session.post(self.url + path, data=body, headers=headers, ssl=self._tls,
+                                    timeout=aiohttp.ClientTimeout(total=30)) as response:
+                text = await response.text()
+                status = response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return 0
+        if status != 200:
+            self._failed(f"HTTP {status}: {text[:300]}")
+        elif self._down_logged:
+            log.info("event=watchdog-reachable url=%s", self.url)
+            self._down_logged = False
+        return status
+
+    def _failed(self, error: str) -> None:
+        self.delivery.failures += 1
+        self.delivery.last_error = error
+        if not self._down_logged:
+            log.warning("event=ship-failed url=%s error=%r", self.url, error)
+            self._down_logged = True
+
+    def _after(self, status: int) -> float:
+        """The pause after a send: none after success, backoff while failing."""
+        if status in (200, 409):
+            self._backoff = BACKOFF_START_S
+            return 0.0
+        if 400 <= status < 500 and status != 429:
+            log.error("event=ship-refused status=%d hint=%r", status,
+                      "configuration problem (agent id, key or clock?); retrying slowly, nothing dropped")
+            return CONFIG_PROBLEM_RETRY_S
+        pause = self._backoff * random.uniform(0.5, 1.0)
+        self._backoff = min(BACKOFF_CAP_S, self._backoff * 2)
+        return pause
+
+    async def _sleep(self, seconds: float, stopping: asyncio.Event) -> None:
+        """Sleep, but wake early when stopping."""
+        try:
+            await asyncio.wait_for(stopping.wait(), seconds)
+        except TimeoutError:
+            return

@@ -1,0 +1,200 @@
+"""The agent's durable spool: every reading is committed here, with its seq, before it counts as taken.
+
+SQLite in WAL mode with synchronous=FULL: a reading acknowledged by `append` survives a crash or
+power loss. Readings leave only when the watchdog acknowledged the batch holding them, or when a
+bound forces the oldest out — and then the dropped seq range is recorded and shipped, so the
+watchdog reports that time as unknown instead of never hearing of it.
+
+Blocking: call it from one thread (the agent runs it through a single-worker executor).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from slawatch.collectors.reading import Reading, format_ts
+
+from .protocol import batch_body, new_batch_id
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS reading (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a seq is never reused, even after deletes
+    ts TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dropped (
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL,
+    batch TEXT
+);
+CREATE TABLE IF NOT EXISTS batch (
+    id TEXT PRIMARY KEY,
+    first_seq INTEGER,
+    last_seq INTEGER,
+    body BLOB NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch formed from the spool, waiting for the watchdog's acknowledgement."""
+
+    id: str
+    body: bytes
+    count: int
+    first_seq: int | None
+    last_seq: int | None
+
+
+class Spool:
+    """The spool file of one agent."""
+
+    def __init__(self, path: str | Path, agent: str, max_age_s: float = 7 * 86400.0,
+                 max_bytes: int = 2 * 1024**3) -> None:
+        self.agent, self.max_age_s, self.max_bytes = agent, max_age_s, max_bytes
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def append(self, readings: list[Reading]) -> list[Reading]:
+        """Store readings in one transaction; return them with their seq. Raises if it cannot."""
+        try:
+            return self._insert(readings)
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            log.error("event=spool-full error=%s action=drop-oldest", exc)
+            self._drop_oldest(max(len(readings), self.depth() // 10), "spool disk full")
+            return self._insert(readings)
+
+    def _insert(self, readings: list[Reading]) -> list[Reading]:
+        stored = []
+        with self._transaction():
+            for reading in readings:
+                # The body is stored without its seq (the row's key is the seq) to take one write.
+                body = json.dumps(reading.to_json(), separators=(",", ":"))
+                seq = self._db.execute("INSERT INTO reading (ts, body) VALUES (?, ?)",
+                                       (format_ts(reading.ts), body)).lastrowid
+                assert seq is not None
+                stored.append(reading.with_seq(seq))
+        return stored
+
+    def next_batch(self, limit: int) -> PendingBatch | None:
+        """The batch to send: the one still awaiting acknowledgement, else a new one of the oldest."""
+        row = self._db.execute("SELECT id, body, first_seq, last_seq FROM batch LIMIT 1").fetchone()
+        if row is not None:
+            count = self._db.execute("SELECT count(*) FROM reading WHERE seq BETWEEN ? AND ?",
+                                     (row[2], row[3])).fetchone()[0] if row[2] is not None else 0
+            return PendingBatch(row[0], row[1], count, row[2], row[3])
+        rows = self._db.execute("SELECT seq, body FROM reading ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        dropped = self._db.execute("SELECT first_seq, last_seq FROM dropped WHERE batch IS NULL "
+                                   "ORDER BY first_seq").fetchall()
+        if not rows and not dropped:
+            return None
+        readings = [Reading.from_json(json.loads(body) | {"seq": seq}) for seq, body in rows]
+        batch = PendingBatch(new_batch_id(), batch_body(self.agent, readings, dropped), len(rows),
+                             rows[0][0] if rows else None, rows[-1][0] if rows else None)
+        with self._transaction():
+            self._db.execute("INSERT INTO batch VALUES (?, ?, ?, ?, ?)",
+                             (batch.id, batch.first_seq, batch.last_seq, batch.body, time.time()))
+            self._db.execute("UPDATE dropped SET batch = ? WHERE batch IS NULL", (batch.id,))
+        return batch
+
+    def acknowledge(self, batch: PendingBatch) -> None:
+        """The watchdog has the batch: its readings and dropped ranges leave the spool."""
+        with self._transaction():
+            if batch.first_seq is not None:
+                self._db.execute("DELETE FROM reading WHERE seq BETWEEN ? AND ?", (batch.first_seq, batch.last_seq))
+            self._db.execute("DELETE FROM dropped WHERE batch = ?", (batch.id,))
+            self._db.execute("DELETE FROM batch WHERE id = ?", (batch.id,))
+
+    def abandon(self, batch: PendingBatch) -> None:
+        """Forget a batch id the watchdog will never accept; its readings stay for a new batch."""
+        with self._transaction():
+            self._db.execute("UPDATE dropped SET batch = NULL WHERE batch = ?", (batch.id,))
+            self._db.execute("DELETE FROM batch WHERE id = ?", (batch.id,))
+
+    def enforce_bounds(self, now: dt.datetime | None = None) -> int:
+        """Drop readings older than the age bound, then the oldest while over the size bound."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        cutoff = format_ts(now - dt.timedelta(seconds=self.max_age_s))
+        protected = self._protected_seq()
+        old = self._db.execute("SELECT count(*) FROM reading WHERE ts < ? AND seq > ?", (cutoff, protected)).fetchone()[0]
+        dropped = self._drop_oldest(old, f"older than {self.max_age_s / 86400:g} days") if old else 0
+        while self.size_bytes() > self.max_bytes and self.depth() > 0:
+            count = self._drop_oldest(max(1, self.depth() // 10), "spool size bound reached")
+            if count == 0:
+                break
+            dropped += count
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("VACUUM")
+        return dropped
+
+    def _protected_seq(self) -> int:
+        """Readings of the batch awaiting acknowledgement are never dropped: it may be delivered."""
+        row = self._db.execute("SELECT max(last_seq) FROM batch").fetchone()
+        return row[0] or 0
+
+    def _drop_oldest(self, count: int, reason: str) -> int:
+        protected = self._protected_seq()
+        rows = self._db.execute("SELECT seq FROM reading WHERE seq > ? ORDER BY seq LIMIT ?",
+                                (protected, count)).fetchall()
+        if not rows:
+            return 0
+        first, last = rows[0][0], rows[-1][0]
+        with self._transaction():
+            self._db.execute("DELETE FROM reading WHERE seq BETWEEN ? AND ?", (first, last))
+            self._db.execute("INSERT INTO dropped (first_seq, last_seq, reason, at) VALUES (?, ?, ?, ?)",
+                             (first, last, reason, format_ts(dt.datetime.now(dt.timezone.utc))))
+        log.warning("event=spool-dropped first_seq=%d last_seq=%d count=%d reason=%r", first, last, len(rows), reason)
+        return len(rows)
+
+    def depth(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM reading").fetchone()[0])
+
+    def oldest_age_s(self, now: dt.datetime | None = None) -> float:
+        row = self._db.execute("SELECT ts FROM reading ORDER BY seq LIMIT 1").fetchone()
+        if row is None:
+            return 0.0
+        now = now or dt.datetime.now(dt.timezone.utc)
+        return max(0.0, (now - dt.datetime.fromisoformat(row[0].replace("Z", "+00:00"))).total_seconds())
+
+    def size_bytes(self) -> int:
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        return int(pages * size)
+
+    def last_seq(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'reading'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")

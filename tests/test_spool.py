@@ -1,0 +1,92 @@
+"""The agent's spool on a real SQLite file: seqs, batches, bounds and dropped ranges."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from slawatch.agent.spool import Spool
+from slawatch.collectors.reading import Reading
+
+T0 = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+
+
+def readings(count: int, start: dt.datetime = T0, check: str = "web") -> list[Reading]:
+    return [Reading(agent="probe", check=check, ts=start + dt.timedelta(seconds=30 * i), status="up",
+                    interval_s=30.0, latency_ms=12.5, metrics={"http.status": 200}) for i in range(count)]
+
+
+def test_seqs_increase_and_survive_restarts_and_acknowledgements(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", "probe")
+    assert [r.seq for r in spool.append(readings(3))] == [1, 2, 3]
+    batch = spool.next_batch(10)
+    assert batch is not None
+    spool.acknowledge(batch)
+    assert spool.depth() == 0
+    spool.close()
+    again = Spool(tmp_path / "s.db", "probe")
+    assert [r.seq for r in again.append(readings(2))] == [4, 5]  # never reused, even with the spool empty
+
+
+def test_a_batch_is_resent_with_the_same_id_and_body_until_acknowledged(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", "probe")
+    spool.append(readings(5))
+    first = spool.next_batch(3)
+    spool.append(readings(2))
+    spool.close()
+    spool = Spool(tmp_path / "s.db", "probe")
+    again = spool.next_batch(3)
+    assert first is not None and again == first
+    body = json.loads(first.body)
+    assert [r["seq"] for r in body["readings"]] == [1, 2, 3]
+    spool.acknowledge(first)
+    following = spool.next_batch(10)
+    assert following is not None and following.id != first.id
+    assert [r["seq"] for r in json.loads(following.body)["readings"]] == [4, 5, 6, 7]
+
+
+def test_abandoned_batch_readings_are_sent_again_under_a_new_id(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", "probe")
+    spool.append(readings(2))
+    first = spool.next_batch(10)
+    assert first is not None
+    spool.abandon(first)
+    second = spool.next_batch(10)
+    assert second is not None and second.id != first.id and second.body == first.body
+
+
+def test_age_bound_drops_the_oldest_and_records_the_range(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", "probe", max_age_s=3600)
+    spool.append(readings(10, start=T0))                                  # seq 1-10, older than an hour
+    spool.append(readings(5, start=T0 + dt.timedelta(hours=2)))           # seq 11-15
+    assert spool.enforce_bounds(now=T0 + dt.timedelta(hours=2, minutes=5)) == 10
+    assert spool.depth() == 5
+    batch = spool.next_batch(100)
+    assert batch is not None
+    body = json.loads(batch.body)
+    assert body["dropped"] == [[1, 10]]
+    assert [r["seq"] for r in body["readings"]] == [11, 12, 13, 14, 15]
+    spool.acknowledge(batch)
+    assert spool.next_batch(100) is None  # the dropped range went out once, with its batch
+
+
+def test_size_bound_drops_oldest_but_never_the_batch_in_flight(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", "probe", max_bytes=10 * 2**20)
+    spool.append(readings(100))
+    in_flight = spool.next_batch(50)
+    assert in_flight is not None
+    big = [Reading(agent="probe", check="web", ts=T0, status="up", interval_s=30.0,
+                   error="x" * 2000) for _ in range(6000)]
+    spool.append(big)
+    assert spool.size_bytes() > 10 * 2**20
+    dropped = spool.enforce_bounds(now=T0)
+    assert dropped > 0
+    assert spool.size_bytes() <= 10 * 2**20
+    assert spool.next_batch(50) == in_flight
+    spool.acknowledge(in_flight)
+    following = spool.next_batch(10)
+    assert following is not None
+    ranges = json.loads(following.body)["dropped"]
+    assert ranges and ranges[0][0] == 51  # right after the batch that was in flight
+    assert sum(last - first + 1 for first, last in ranges) == dropped
