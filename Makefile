@@ -33,7 +33,7 @@ demo: $(STAMP)
 	@echo "demo: the agent and watchdog daemons are not built yet; the live loopback scenario"
 	@echo "demo: (agents + watchdog, dashboard on http://127.0.0.1:8470) arrives with them."
 
-BENCHMARKS := bench/collectors.py
+BENCHMARKS := bench/collectors.py bench/agent.py
 
 bench: $(STAMP)
 	@bash .ci/system-deps bench

@@ -20,6 +20,7 @@ from slawatch.config.keys import load_private_key
 
 from . import systemd
 from .protocol import canonical_json
+from .recorder import Recorder
 from .scheduler import Scheduler
 from .shipper import Shipper, SpoolAccess
 from .spool import Spool
@@ -58,7 +59,7 @@ class Agent:
 
     async def record(self, reading: Reading) -> None:
         """A reading is taken once the spool has committed it."""
-        await self.spool.call(self.spool.spool.append, [reading])
+        await self.recorder.record(reading)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -68,6 +69,8 @@ class Agent:
         self.shipper = Shipper(self.config.id, self.config.watchdog_url, self.key, self.spool,
                                self.config.batch_size, self.config.batch_wait, self.config.watchdog_ca_file,
                                manifest=manifest(self.config))
+        self.recorder = Recorder(self.spool)
+        writer = asyncio.create_task(self.recorder.run(), name="spool-writer")
         async with Vantage(self.config.id) as vantage:
             self.vantage = vantage
             self.scheduler = self._scheduler()
@@ -84,6 +87,8 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        writer.cancel()  # it commits what is still waiting before it ends
+        await asyncio.gather(writer, return_exceptions=True)
         await self.shipper.flush(FLUSH_ON_STOP_S)
         depth = await self.spool.call(self.spool.spool.depth)
         log.info("event=stopped spool_depth=%d", depth)

@@ -100,7 +100,11 @@ class Scheduler:
         if reading.status != stats.last_status:
             self._log_change(check, stats.last_status, reading)
             stats.last_status = reading.status
-        await self.record(reading)
+        try:
+            await self.record(reading)
+        except Exception as exc:  # the spool failed even after making room: say exactly what is lost
+            log.error("event=reading-lost check=%s ts=%s status=%s error=%r", check.id, reading.ts.isoformat(),
+                      reading.status, exc)
 
     def _through_canaries(self, check: CheckConfig, reading: Reading) -> Reading:
         if check.id in self.canaries:

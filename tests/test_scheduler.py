@@ -1,0 +1,145 @@
+"""The schedule: stable spread offsets, no overlapping runs, a global limit, canaries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from slawatch.agent.scheduler import Scheduler, next_slot, offset
+from slawatch.collectors.reading import Reading
+from slawatch.collectors.vantage import Vantage
+from slawatch.config import TcpCheck
+
+
+def test_offsets_are_stable_and_spread_across_the_interval() -> None:
+    offsets = [offset("probe", f"check-{i}", 60.0) for i in range(1200)]
+    assert offsets == [offset("probe", f"check-{i}", 60.0) for i in range(1200)]
+    deciles = [sum(1 for o in offsets if 6 * d <= o < 6 * (d + 1)) for d in range(10)]
+    assert all(80 <= n <= 160 for n in deciles), deciles
+    assert offset("probe", "web", 60.0) != offset("other-probe", "web", 60.0)
+
+
+@given(now=st.floats(0, 2e9), interval=st.floats(1, 86400), share=st.floats(0, 0.999))
+def test_next_slot_is_the_next_point_at_the_phase(now: float, interval: float, share: float) -> None:
+    phase = share * interval
+    slot = next_slot(now, interval, phase)
+    assert now < slot <= now + interval + 1e-6 * max(1.0, now)
+    cycles = (slot - phase) / interval
+    assert abs(cycles - round(cycles)) < 1e-6 * max(1.0, cycles)
+
+
+class Silent:
+    """A TCP server that accepts and never speaks; counts connections open at once."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.most = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        self.most = max(self.most, self.open)
+        try:
+            await reader.read()  # until the client gives up
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+@pytest.fixture
+async def silent() -> AsyncIterator[tuple[Silent, int]]:
+    peer = Silent()
+    server = await asyncio.start_server(peer.handle, "127.0.0.1", 0)
+    yield peer, server.sockets[0].getsockname()[1]
+    server.close()
+
+
+def banner_check(name: str, port: int, interval: float = 1.0, timeout: float = 0.9) -> TcpCheck:
+    return TcpCheck(id=name, type="tcp", interval=interval, timeout=timeout, host="127.0.0.1", port=port,
+                    expect_banner="^220")
+
+
+async def run_for(scheduler: Scheduler, seconds: float) -> None:
+    stopping = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stopping))
+    await asyncio.sleep(seconds)
+    stopping.set()
+    await task
+
+
+async def test_global_limit_and_no_overlapping_runs(silent: tuple[Silent, int],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    peer, port = silent
+    readings: list[Reading] = []
+
+    async def record(reading: Reading) -> None:
+        readings.append(reading)
+
+    checks = [banner_check(f"slow-{i}", port) for i in range(4)]
+    caplog.set_level(logging.WARNING, logger="slawatch.agent.scheduler")
+    async with Vantage("probe") as vantage:
+        scheduler = Scheduler("probe", checks, vantage, record, concurrency=2)
+        await run_for(scheduler, 3.5)
+    assert peer.most == 2  # never more checks at once than the limit
+    assert sum(s.skipped for s in scheduler.stats.values()) > 0
+    for check in checks:
+        starts = sorted(r.ts for r in readings if r.check == check.id)
+        gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
+        assert all(g >= 0.85 for g in gaps), gaps  # one run at a time: each lasts 0.9 s
+    overruns = [r.message for r in caplog.records if "check-overrun" in r.message]
+    assert len(overruns) == len({m.split()[1] for m in overruns})  # logged once per check
+
+
+async def test_every_check_runs_at_start_then_on_its_slot() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    readings: list[Reading] = []
+
+    async def record(reading: Reading) -> None:
+        readings.append(reading)
+
+    checks = [TcpCheck(id=f"c{i}", type="tcp", interval=1.0, timeout=0.5, host="127.0.0.1", port=port)
+              for i in range(5)]
+    async with Vantage("probe") as vantage:
+        await run_for(Scheduler("probe", checks, vantage, record), 2.6)
+    listener.close()
+    first = min(r.ts for r in readings)
+    for check in checks:
+        times = sorted((r.ts - first).total_seconds() for r in readings if r.check == check.id)
+        assert times[0] < 0.3                       # at start
+        assert 2 <= len(times) <= 4
+        phase = offset("probe", check.id, 1.0)
+        for t in times[1:]:                         # then on its own slot of every second
+            late = (t + first.timestamp() - phase) % 1.0
+            assert min(late, 1.0 - late) < 0.15
+
+
+async def test_while_all_canaries_are_down_other_readings_are_unknown() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    readings: list[Reading] = []
+
+    async def record(reading: Reading) -> None:
+        readings.append(reading)
+
+    canary = TcpCheck(id="gateway", type="tcp", interval=1.0, timeout=0.5, host="127.0.0.1", port=closed)
+    service = TcpCheck(id="web", type="tcp", interval=1.0, timeout=0.5, host="127.0.0.1",
+                       port=listener.getsockname()[1])
+    async with Vantage("probe") as vantage:
+        await run_for(Scheduler("probe", [canary, service], vantage, record, canaries=["gateway"]), 2.5)
+    listener.close()
+    gateway_down = min(r.ts for r in readings if r.check == "gateway")
+    later = [r for r in readings if r.check == "web" and r.ts > gateway_down]
+    assert later and all(r.status == "unknown" for r in later)
+    assert all(r.error and r.error.endswith("; observed up") for r in later)
