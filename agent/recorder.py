@@ -16,6 +16,10 @@ from .shipper import SpoolAccess
 
 log = logging.getLogger(__name__)
 
+# At most ten synchronous commits a second, each with whatever arrived in the meantime.
+GATHER_S = 0.1
+GATHER_MAX = 500
+
 
 class Recorder:
     """The single writer of the spool."""
@@ -38,6 +42,8 @@ class Recorder:
         try:
             while True:
                 await self._arrived.wait()
+                if len(self._waiting) < GATHER_MAX:
+                    await asyncio.sleep(GATHER_S)  # let the next readings join this commit
                 await self._commit()
         finally:
             await asyncio.shield(self._commit())

@@ -25,6 +25,9 @@ from aiohttp import web
 
 from peers import cpu_seconds, free_port, http_target, start, stop, wait_http
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.snmp_peers import running_snmpd  # noqa: E402  (the tests' snmpd recipe, reused)
+
 from slawatch.agent.protocol import INGEST_PATH, MANIFEST_PATH, Refused, parse_batch, public_key_from_line, verify
 from slawatch.agent.shipper import Shipper, SpoolAccess
 from slawatch.agent.spool import Spool
@@ -69,21 +72,26 @@ class Receiver:
         return runner, f"http://127.0.0.1:{port}"
 
 
-def agent_config(folder: Path, watchdog: str, target: str, checks: int) -> Path:
+def agent_config(folder: Path, watchdog: str, target: str, checks: int, snmp_port: int | None = None,
+                 snmp_checks: int = 0) -> Path:
     shutil.copy(KEY_FILE, folder / "agent.key")
     lines = [f'[agent]\nid = "bench"\nspool = "spool.db"\nkey_file = "agent.key"\nconcurrency = 200\n'
              f'[watchdog]\nurl = "{watchdog}"\n[defaults]\ninterval = "60s"\ntimeout = "10s"\n']
     for i in range(checks):
         lines.append(f'[[check]]\nid = "web-{i}"\ntype = "http"\nurl = "{target}?n={i}"\nexpect_body = "OK"\n')
+    for i in range(snmp_checks):
+        lines.append(f'[[check]]\nid = "switch-{i}"\ntype = "snmp"\nhost = "127.0.0.1"\nport = {snmp_port}\n'
+                     'community = "public"\ninterfaces = ["lo"]\n')
     path = folder / "agent.toml"
     path.write_text("".join(lines))
     return path
 
 
-async def measure_agent(folder: Path, target: str, checks: int, seconds: float) -> dict[str, float]:
+async def measure_agent(folder: Path, target: str, checks: int, seconds: float, snmp_port: int,
+                        snmp_checks: int) -> dict[str, float]:
     receiver = Receiver()
     runner, url = await receiver.serve()
-    config = agent_config(folder, url, target, checks)
+    config = agent_config(folder, url, target, checks, snmp_port, snmp_checks)
     process = await asyncio.create_subprocess_exec(str(Path(sys.executable).parent / "slawatch-agent"), "run",
                                                    "-c", str(config), stderr=asyncio.subprocess.DEVNULL)
     agent = psutil.Process(process.pid)
@@ -175,17 +183,17 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter run (smoke)")
     args = parser.parse_args()
     seconds = 60.0 if args.quick else 180.0
-    checks = 3000
+    checks, snmp_checks = 3000, 1000
     target_process, target = http_target()
     try:
-        with tempfile.TemporaryDirectory() as folder:
-            ours = await measure_agent(Path(folder), target, checks, seconds)
+        with tempfile.TemporaryDirectory() as folder, running_snmpd(Path(folder)) as snmpd:
+            ours = await measure_agent(Path(folder), target, checks, seconds, snmpd.port, snmp_checks)
             peer = await measure_blackbox(Path(folder), target, checks, seconds)
             drain = await measure_drain(Path(folder), 144_000 if args.quick else 1_440_000)
     finally:
         stop(target_process)
-    print(f"agent polling {checks} HTTP checks a minute for {seconds:.0f} s "
-          f"({ours['per_minute']:.0f} readings shipped a minute):")
+    print(f"agent polling {checks} HTTP + {snmp_checks} SNMP checks a minute for {seconds:.0f} s "
+          f"({ours['per_minute']:.0f} readings shipped a minute); blackbox-exporter: the {checks} HTTP targets:")
     print(f"  CPU per check      slawatch {ours['cpu_ms_per_check']:.3f} ms   blackbox-exporter "
           f"{peer['cpu_ms_per_check']:.3f} ms   ratio {ours['cpu_ms_per_check'] / peer['cpu_ms_per_check']:.2f}x"
           "   (target <= 0.5 ms)")

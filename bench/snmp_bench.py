@@ -1,9 +1,129 @@
-"""SNMP part of the collector benchmark (filled in with the SNMP collector)."""
+"""SNMP part of the collector benchmark: our engine beside net-snmp and snmp_exporter on one snmpd."""
 
 from __future__ import annotations
 
+import asyncio
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
+
+from contextlib import aclosing
+
+from peers import cpu_seconds, free_port, start, stop, wait_http
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.snmp_peers import running_snmpd  # noqa: E402  (the tests' snmpd recipe, reused)
+
+from slawatch.collectors.reading import UP  # noqa: E402
+from slawatch.collectors.snmp import collect  # noqa: E402
+from slawatch.collectors.vantage import Vantage  # noqa: E402
+from slawatch.config import SnmpCheck  # noqa: E402
+from slawatch.config.values import Secret  # noqa: E402
+
+SUBTREE = "1.3.6.1.2.1"  # MIB-2: a few thousand values on a Linux snmpd
+EXPORTER_YML = """\
+bench:
+  walk:
+    - 1.3.6.1.2.1
+  metrics: []
+  version: 2
+  max_repetitions: 25
+  retries: 0
+  timeout: 5s
+  auth:
+    community: public
+"""
+
+
+async def ours_walk(port: int, rounds: int) -> tuple[float, float, int]:
+    """Walked values per wall second and per CPU second, with the collector's one engine."""
+    from pysnmp.hlapi.v3arch.asyncio import (CommunityData, ContextData, ObjectIdentity, ObjectType,
+                                             UdpTransportTarget, bulk_walk_cmd)
+
+    async with Vantage("bench") as vantage:
+        engine = vantage.snmp_engine()
+        target = await UdpTransportTarget.create(("127.0.0.1", port), timeout=5, retries=0)
+        count = 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(rounds):
+            rows = bulk_walk_cmd(engine, CommunityData("public"), target, ContextData(), 0, 25,
+                                 ObjectType(ObjectIdentity(SUBTREE)), lexicographicMode=False, lookupMib=False)
+            async with aclosing(rows):
+                async for indication, status, _, var_binds in rows:
+                    assert not indication and not status, (indication, status)
+                    count += len(var_binds)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return count / wall, count / cpu, count // rounds
+
+
+def netsnmp_walk(port: int, rounds: int) -> tuple[float, float, int]:
+    """snmpbulkwalk on the same subtree: values per wall second and per CPU second of its processes."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    count = 0
+    for _ in range(rounds):
+        out = subprocess.run(["snmpbulkwalk", "-v2c", "-c", "public", "-Cr25", "-On", "-t", "5", "-r", "0",
+                              f"127.0.0.1:{port}", SUBTREE], capture_output=True, check=True).stdout
+        count += out.count(b"\n")
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return count / wall, count / cpu, count // rounds
+
+
+def exporter_walk(port: int, rounds: int, folder: Path) -> tuple[float, float, int]:
+    """prometheus-snmp-exporter walking the same subtree: values per wall and per CPU second."""
+    (folder / "snmp.yml").write_text(EXPORTER_YML)
+    listen = free_port()
+    exporter = start("prometheus-snmp-exporter", f"--config.file={folder / 'snmp.yml'}",
+                     f"--web.listen-address=127.0.0.1:{listen}")
+    try:
+        wait_http(f"http://127.0.0.1:{listen}/metrics")
+        url = f"http://127.0.0.1:{listen}/snmp?module=bench&target=127.0.0.1:{port}"
+        count, cpu_before, wall = 0, cpu_seconds(exporter.pid), time.perf_counter()
+        for _ in range(rounds):
+            text = urllib.request.urlopen(url, timeout=30).read().decode()
+            count += int(next(line.split()[1] for line in text.splitlines()
+                              if line.startswith("snmp_scrape_pdus_returned ")))
+        wall, cpu = time.perf_counter() - wall, cpu_seconds(exporter.pid) - cpu_before
+    finally:
+        stop(exporter)
+    return count / wall, count / cpu, count // rounds
+
+
+async def ours_polls(port: int, polls: int) -> tuple[float, float, int]:
+    """Interface polls (sysUpTime + lo's state, counters, errors) per second; engines made."""
+    check = SnmpCheck(id="bench", type="snmp", interval=60.0, timeout=5.0, host="127.0.0.1", port=port,
+                      version="2c", community=Secret("public"), interfaces=("lo",))
+    engines = Vantage.engines_created
+    async with Vantage("bench") as vantage:
+        assert (await collect(check, vantage)).status == UP
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(polls):
+            reading = await collect(check, vantage)
+            assert reading.status == UP, reading.error
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return polls / wall, cpu / polls * 1000, Vantage.engines_created - engines
 
 
 async def run(quick: bool, row: Callable[..., str]) -> list[str]:
-    return ["SNMP: not measured yet"]
+    rounds, polls = (3, 300) if quick else (10, 1000)
+    lines = []
+    with tempfile.TemporaryDirectory() as folder, running_snmpd(Path(folder)) as agent:
+        ours = await ours_walk(agent.port, rounds)
+        netsnmp = netsnmp_walk(agent.port, rounds)
+        exporter = exporter_walk(agent.port, rounds, Path(folder))
+        lines.append(f"(walk of {SUBTREE}: {ours[2]} values per walk, snmpbulkwalk saw {netsnmp[2]}, "
+                     f"snmp_exporter {exporter[2]})")
+        lines.append(row("SNMP walked values/s (wall)", ours[0], "snmpbulkwalk", netsnmp[0], "values/s", False))
+        lines.append(row("SNMP walked values per CPU s", ours[1], "snmpbulkwalk", netsnmp[1], "values/s", False))
+        lines.append(row("SNMP walked values per CPU s", ours[1], "snmp_exporter 0.21", exporter[1], "values/s", False))
+        per_s, cpu_ms, engines = await ours_polls(agent.port, polls)
+        lines.append(f"{'SNMP interface polls/s (1 device)':<34} {per_s:>10.1f}   CPU {cpu_ms:.2f} ms per poll")
+        lines.append(f"{f'SNMP engines created for {polls + 1} polls':<34} {engines:>10d}   (must be 1)")
+    return lines

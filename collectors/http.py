@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 import aiohttp
-from cryptography import x509
 
 from slawatch.config import HttpCheck
 
@@ -93,14 +92,14 @@ class _RecordingSSLObject(ssl.SSLObject):
         super().do_handshake()
         context = self.context
         if isinstance(context, RecordingContext):
-            context.peer_certs[self.server_hostname or ""] = self.getpeercert(binary_form=True)
+            context.peer_certs[self.server_hostname or ""] = _certificate_of(self)
 
 
 class RecordingContext(ssl.SSLContext):
     """A client TLS context that remembers the last certificate seen per server name."""
 
     sslobject_class = _RecordingSSLObject
-    peer_certs: dict[str, bytes | None]
+    peer_certs: dict[str, Certificate]
 
 
 async def _tls(check: HttpCheck, vantage: Vantage) -> ssl.SSLContext | bool:
@@ -131,7 +130,16 @@ def _build_context(verify: bool, ca_file: str | None) -> RecordingContext:
     return context
 
 
-def _peer_certificate(response: aiohttp.ClientResponse, tls: ssl.SSLContext | bool) -> bytes | None:
+# A verified peer certificate as `ssl` decodes it, else (verification off) its DER bytes.
+Certificate = dict[str, Any] | bytes | None
+
+
+def _certificate_of(ssl_object: ssl.SSLObject) -> Certificate:
+    decoded = ssl_object.getpeercert()
+    return decoded if decoded else ssl_object.getpeercert(binary_form=True)
+
+
+def _peer_certificate(response: aiohttp.ClientResponse, tls: ssl.SSLContext | bool) -> Certificate:
     """The DER certificate of the server that answered: from the live connection when it is still
     held, else the one its context saw at the handshake for that host name."""
     if response.url.scheme != "https":
@@ -140,20 +148,24 @@ def _peer_certificate(response: aiohttp.ClientResponse, tls: ssl.SSLContext | bo
     if connection is not None and connection.transport is not None:
         ssl_object = connection.transport.get_extra_info("ssl_object")
         if ssl_object is not None:
-            der: bytes | None = ssl_object.getpeercert(binary_form=True)
-            return der
+            return _certificate_of(ssl_object)
     if isinstance(tls, RecordingContext):
         return tls.peer_certs.get(response.url.host or "")
     return None
 
 
-def _days_left(der: bytes | None) -> int | None:
+def _days_left(certificate: Certificate) -> int | None:
     """Whole days until a certificate expires."""
-    if der is None:
+    if not certificate:
         return None
-    expires = x509.load_der_x509_certificate(der).not_valid_after_utc
+    if isinstance(certificate, dict):
+        expires: float = ssl.cert_time_to_seconds(certificate["notAfter"])
+    else:  # unverified: parse it ourselves (imported only here: the parser costs ~6 MB)
+        from cryptography import x509
+
+        expires = x509.load_der_x509_certificate(certificate).not_valid_after_utc.timestamp()
     # Truncated toward zero: 5.9 days left is 5; expired 1.2 days ago is -1.
-    return int((expires - dt.datetime.now(dt.timezone.utc)).total_seconds() / 86400)
+    return int((expires - time.time()) / 86400)
 
 
 async def _read_body(response: aiohttp.ClientResponse, metrics: Metrics) -> bytes:

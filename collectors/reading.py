@@ -20,10 +20,10 @@ def utc_now() -> dt.datetime:
 
 def format_ts(ts: dt.datetime) -> str:
     """UTC as `2026-10-03T12:00:30Z`, with milliseconds when there are any."""
-    ts = ts.astimezone(dt.timezone.utc)
-    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
-    millis = ts.microsecond // 1000
-    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+    if ts.utcoffset():
+        ts = ts.astimezone(dt.timezone.utc)
+    text = ts.replace(tzinfo=None).isoformat(timespec="milliseconds" if ts.microsecond >= 1000 else "seconds")
+    return text + "Z"
 
 
 def parse_ts(text: str) -> dt.datetime:

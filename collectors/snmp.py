@@ -10,12 +10,18 @@ import logging
 import math
 import random
 import socket
+import sys
 import time
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyasn1.codec.ber import decoder, encoder
+# slawatch reads numeric OIDs only and never compiles MIBs, but pysnmp imports pysmi's MIB
+# compiler (and with it jinja2 and requests) whenever pysmi happens to be installed: ~20 MB of
+# agent memory for nothing. Unless something imported pysmi already, pysnmp is told it is absent.
+sys.modules.setdefault("pysmi", None)  # type: ignore[arg-type]
+
+from pyasn1.codec.ber import decoder, encoder  # noqa: E402
 from pyasn1.error import PyAsn1Error
 from pyasn1.type import univ
 from pysnmp.entity.rfc3413.cmdgen import GetCommandGenerator

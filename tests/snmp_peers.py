@@ -112,7 +112,7 @@ def snmpd_conf(agent: Snmpd, persistent: Path) -> str:
 def running_snmpd(folder: Path) -> Iterator[Snmpd]:
     """Debian snmpd with a generated config and a private persistent dir (users are per run)."""
     if shutil.which("snmpd") is None:
-        pytest.skip("snmpd is not installed (apt-get install snmpd snmp)")
+        pytest.fail("snmpd is not installed: `make test` installs it (apt-get install snmpd snmp)")
     agent = Snmpd(port=free_udp_port(), suffix=uuid.uuid4().hex[:8])
     persistent = folder / "persist"
     persistent.mkdir()

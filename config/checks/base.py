@@ -8,7 +8,7 @@ from ..document import Field
 from ..values import duration, identifier, string
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CheckConfig:
     """One configured check: its id, type and schedule."""
 

@@ -26,7 +26,7 @@ METRICS = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HostCheck(CheckConfig):
     disks: tuple[str, ...] = ()
     processes: tuple[str, ...] = ()

@@ -17,7 +17,7 @@ from .base import CheckConfig
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class HttpCheck(CheckConfig):
     url: str
     method: str = "GET"

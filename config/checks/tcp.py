@@ -10,7 +10,7 @@ from ..values import host_name, integer, regex
 from .base import CheckConfig
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TcpCheck(CheckConfig):
     host: str
     port: int
