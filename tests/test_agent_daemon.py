@@ -239,3 +239,31 @@ async def test_sighup_with_a_good_config_reschedules_and_resends_the_manifest(co
     assert await daemon.wait() == 0
     assert [c["id"] for c in peer.receiver.manifests[-1]["checks"]] == ["tick", "tock", "agent.self"]
     assert contiguous(peer.receiver.seqs())
+
+
+async def test_dropped_ranges_reach_the_watchdog_as_such(tmp_path: Path, peer: Peer) -> None:
+    import datetime as dt
+
+    from slawatch.agent.shipper import Shipper, SpoolAccess
+    from slawatch.collectors.reading import Reading
+    from slawatch.config.keys import load_private_key
+
+    from .conftest import EXAMPLES
+
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8)
+    spool = Spool(tmp_path / "spool.db", "probe")
+    spool.append([Reading(agent="probe", check="web", ts=old + dt.timedelta(minutes=i), status="up", interval_s=60.0)
+                  for i in range(10)])
+    spool.append([Reading(agent="probe", check="web", ts=old + dt.timedelta(days=7.9), status="up", interval_s=60.0)])
+    assert spool.enforce_bounds() == 10
+    access = SpoolAccess(spool)
+    key = load_private_key((EXAMPLES / "secrets" / "agent.key").read_bytes())
+    shipper = Shipper("probe", f"http://127.0.0.1:{peer.port}", key, access, batch_wait=0.0)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(shipper.run(stopping))
+    await eventually(lambda: peer.receiver.readings)
+    stopping.set()
+    await task
+    access.close()
+    assert peer.receiver.dropped == [(1, 10)]
+    assert peer.receiver.seqs() == [11]

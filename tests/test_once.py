@@ -6,7 +6,7 @@ import asyncio
 import json
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from slawatch.collectors.reading import Reading
 
 from .http_peers import Certificates, certificates, peer_app, serve
+from .snmp_peers import Snmpd, running_snmpd
 
 AGENT = Path(sys.executable).parent / "slawatch-agent"
 
@@ -27,6 +28,12 @@ def closed_port() -> int:
 @pytest.fixture
 def certs(tmp_path: Path) -> Certificates:
     return certificates(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
+    with running_snmpd(tmp_path_factory.mktemp("snmpd")) as agent:
+        yield agent
 
 
 @pytest.fixture
@@ -54,19 +61,21 @@ async def run_once(config: Path, *extra: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-def loopback_checks(peers: dict[str, str], certs: Certificates, refused: int) -> str:
+def loopback_checks(peers: dict[str, str], certs: Certificates, refused: int, snmp_port: int) -> str:
     return (
         f'[[check]]\nid = "web-up"\ntype = "http"\nurl = "{peers["plain"]}/ok"\nexpect_body = "OK"\n'
         f'[[check]]\nid = "web-refused"\ntype = "http"\nurl = "http://127.0.0.1:{refused}/"\n'
         f'[[check]]\nid = "web-slow"\ntype = "http"\nurl = "{peers["plain"]}/slow?s=3"\n'
         f'[[check]]\nid = "web-expired"\ntype = "http"\nurl = "{peers["expired"]}/ok"\nca_file = "{certs.ca_file}"\n'
+        f'[[check]]\nid = "switch"\ntype = "snmp"\nhost = "127.0.0.1"\nport = {snmp_port}\ncommunity = "n0t-our-community"\n'
+        'interfaces = ["lo"]\n'
     )
 
 
 async def test_table_shows_each_check_with_its_precise_error(confdir: Path, peers: dict[str, str],
-                                                            certs: Certificates) -> None:
+                                                            certs: Certificates, snmpd: Snmpd) -> None:
     refused = closed_port()
-    code, out, err = await run_once(agent_toml(confdir, loopback_checks(peers, certs, refused)))
+    code, out, err = await run_once(agent_toml(confdir, loopback_checks(peers, certs, refused, snmpd.port)))
     assert code == 1
     assert "Traceback" not in err
     lines = out.splitlines()
@@ -78,14 +87,20 @@ async def test_table_shows_each_check_with_its_precise_error(confdir: Path, peer
     assert rows["web-refused"].endswith(f"connection refused by 127.0.0.1:{refused}")
     assert rows["web-slow"].endswith("timeout after 1s")
     assert rows["web-expired"].endswith("TLS certificate error: certificate has expired")
+    assert rows["switch"].split()[1:3] == ["snmp", "down"]
+    assert rows["switch"].endswith(f"127.0.0.1:{snmpd.port} is alive (it answered an SNMPv3 probe) but ignored "
+                                   "SNMPv2c requests: wrong community, or this address is not allowed to use it")
+    assert "n0t-our-community" not in out
 
 
-async def test_json_lines_are_readings(confdir: Path, peers: dict[str, str], certs: Certificates) -> None:
-    code, out, _ = await run_once(agent_toml(confdir, loopback_checks(peers, certs, closed_port())), "--json")
+async def test_json_lines_are_readings(confdir: Path, peers: dict[str, str], certs: Certificates,
+                                       snmpd: Snmpd) -> None:
+    checks = loopback_checks(peers, certs, closed_port(), snmpd.port)
+    code, out, _ = await run_once(agent_toml(confdir, checks), "--json")
     assert code == 1
     readings = [json.loads(line) for line in out.splitlines()]
-    assert [r["check"] for r in readings] == ["web-up", "web-refused", "web-slow", "web-expired"]
-    assert [r["status"] for r in readings] == ["up", "down", "down", "down"]
+    assert [r["check"] for r in readings] == ["web-up", "web-refused", "web-slow", "web-expired", "switch"]
+    assert [r["status"] for r in readings] == ["up", "down", "down", "down", "down"]
     for data in readings:
         Reading.from_json(data | {"seq": 1})  # the import format, once the spool numbers them
 
