@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import heapq
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from .canaries import as_unknown, blind_reason
 log = logging.getLogger(__name__)
 
 Record = Callable[[Reading], Awaitable[None]]
+# Runs start on a 250 ms grid. Consecutive starts of a check are then at most interval + 0.25 s
+# apart, well inside the 1.5 × interval a reading covers (intervals are at least 1 s).
+TICK_S = 0.25
 
 
 def offset(agent: str, check: str, interval: float) -> float:
@@ -81,7 +85,9 @@ class Scheduler:
             when, i = due[0]
             now = time.time()
             if when > now:
-                await asyncio.sleep(when - now)
+                # Wake on a TICK_S grid: the checks due within one tick start together, which
+                # costs far less CPU than a wake-up per check (a check starts < TICK_S late).
+                await asyncio.sleep(math.ceil(when / TICK_S) * TICK_S - now)
                 continue
             heapq.heapreplace(due, (next_slot(now, self.checks[i].interval, phases[i]), i))
             await self._start(self.checks[i])

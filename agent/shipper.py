@@ -121,12 +121,11 @@ class Shipper:
     async def _ready_in(self) -> float:
         """Seconds until a batch is worth sending: it is full, or its oldest reading waited long enough."""
         spool = self.spool.spool
-        depth = await self.spool.call(spool.depth)
-        if depth >= self.batch_size:
+        if await self.spool.call(spool.holds_at_least, self.batch_size):
             return 0.0
-        if depth == 0:
-            return 0.0  # a pending batch or dropped ranges may still be waiting; next_batch decides
         age = await self.spool.call(spool.oldest_age_s)
+        if age == 0.0:
+            return 0.0  # empty: a pending batch or dropped ranges may still wait; next_batch decides
         return max(0.0, self.batch_wait - age)
 
     async def _acknowledged(self, batch: PendingBatch) -> None:

@@ -75,14 +75,16 @@ class Spool:
 
     def append(self, readings: list[Reading]) -> list[Reading]:
         """Store readings in one transaction; return them with their seq. Raises if it cannot."""
-        try:
-            return self._insert(readings)
-        except sqlite3.OperationalError as exc:
-            if "full" not in str(exc):
-                raise
-            log.error("event=spool-full error=%s action=drop-oldest", exc)
-            self._drop_oldest(max(len(readings), self.depth() // 10), "spool disk full")
-            return self._insert(readings)
+        while True:
+            try:
+                return self._insert(readings)
+            except sqlite3.OperationalError as exc:
+                if "full" not in str(exc):
+                    raise
+                log.error("event=spool-full error=%s action=drop-oldest", exc)
+                # Whole pages must come free for new rows: drop a tenth, and never fewer than 100.
+                if self._drop_oldest(max(len(readings), self.depth() // 10, 100), "spool disk full") == 0:
+                    raise
 
     def _insert(self, readings: list[Reading]) -> list[Reading]:
         stored = []
@@ -166,6 +168,11 @@ class Spool:
         log.warning("event=spool-dropped first_seq=%d last_seq=%d count=%d reason=%r", first, last, len(rows), reason)
         return len(rows)
 
+    def holds_at_least(self, count: int) -> bool:
+        """Whether `count` readings wait (cheap: walks at most `count` keys, unlike count(*))."""
+        row = self._db.execute("SELECT 1 FROM reading ORDER BY seq LIMIT 1 OFFSET ?", (max(0, count - 1),)).fetchone()
+        return row is not None
+
     def depth(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM reading").fetchone()[0])
 
@@ -197,4 +204,7 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:  # SQLite may have rolled back already (a full disk does)
+            self._db.execute("ROLLBACK")

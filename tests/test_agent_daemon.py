@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from aiohttp import web
 from slawatch.agent.protocol import public_key_from_line
 from slawatch.agent.spool import Spool
 
+from .http_peers import certificates
 from .ingest_peer import Receiver
 
 AGENT = Path(sys.executable).parent / "slawatch-agent"
@@ -32,15 +34,16 @@ def free_port() -> int:
 class Peer:
     """The receiver on a fixed port, which tests can stop and start again."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.port = free_port()
+        self.tls = tls
         self.receiver = Receiver({"probe": public_key_from_line(PUBLIC_KEY)})
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.receiver.app(), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.tls).start()
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -267,3 +270,29 @@ async def test_dropped_ranges_reach_the_watchdog_as_such(tmp_path: Path, peer: P
     access.close()
     assert peer.receiver.dropped == [(1, 10)]
     assert peer.receiver.seqs() == [11]
+
+
+async def test_ships_over_https_only_to_a_watchdog_its_ca_vouches_for(confdir: Path, tmp_path: Path) -> None:
+    certs = certificates(tmp_path)
+    peer = Peer(tls=certs.valid)
+    await peer.start()
+    try:
+        config = write_config(confdir, peer.port)
+        text = config.read_text().replace("http://127.0.0.1", "https://127.0.0.1")
+        untrusted = Daemon(config)
+        config.write_text(text)
+        await untrusted.start()
+        await eventually(lambda: b"event=ship-failed" in untrusted.log)
+        untrusted.signal(signal.SIGTERM)
+        assert await untrusted.wait() == 0
+        assert peer.receiver.readings == {}
+        assert b"certificate verify failed" in untrusted.log
+        config.write_text(text.replace("[watchdog]\n", f'[watchdog]\nca_file = "{certs.ca_file}"\n'))
+        trusted = Daemon(config)
+        await trusted.start()
+        await eventually(lambda: len(peer.receiver.seqs()) >= 3)
+        trusted.signal(signal.SIGTERM)
+        assert await trusted.wait() == 0
+        assert contiguous(peer.receiver.seqs())  # what waited in the spool arrived too
+    finally:
+        await peer.stop()

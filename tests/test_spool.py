@@ -90,3 +90,23 @@ def test_size_bound_drops_oldest_but_never_the_batch_in_flight(tmp_path: Path) -
     ranges = json.loads(following.body)["dropped"]
     assert ranges and ranges[0][0] == 51  # right after the batch that was in flight
     assert sum(last - first + 1 for first, last in ranges) == dropped
+
+
+def test_a_full_disk_drops_the_oldest_records_the_range_and_keeps_the_new_reading(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", "probe")
+    spool.append(readings(200))
+    # SQLite reports a page limit exactly as a full disk: "database or disk is full".
+    pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
+    spool._db.execute(f"PRAGMA max_page_count = {pages}")
+    stored = []
+    for reading in readings(400, start=T0 + dt.timedelta(days=1)):
+        stored += spool.append([reading])
+    assert len(stored) == 400  # every new reading was taken
+    batch = spool.next_batch(10_000)
+    assert batch is not None
+    body = json.loads(batch.body)
+    dropped = body["dropped"]
+    assert dropped and dropped[0][0] == 1  # the oldest went first
+    kept = {r["seq"] for r in body["readings"]}
+    lost = {seq for first, last in dropped for seq in range(first, last + 1)}
+    assert kept | lost == set(range(1, 601)) and not kept & lost  # every seq is either kept or reported
