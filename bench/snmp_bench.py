@@ -25,11 +25,13 @@ from slawatch.collectors.vantage import Vantage  # noqa: E402
 from slawatch.config import SnmpCheck  # noqa: E402
 from slawatch.config.values import Secret  # noqa: E402
 
-SUBTREE = "1.3.6.1.2.1"  # MIB-2: a few thousand values on a Linux snmpd
+# hrSWInstalled: one row per installed package, a few thousand values that stay put (all of MIB-2
+# would also walk the TCP connection table, which the HTTP benchmark fills and empties).
+SUBTREE = "1.3.6.1.2.1.25.6"
 EXPORTER_YML = """\
 bench:
   walk:
-    - 1.3.6.1.2.1
+    - 1.3.6.1.2.1.25.6
   metrics: []
   version: 2
   max_repetitions: 25
