@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from slawatch.config import load_agent
 from slawatch.config.cli import (
-    EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_config_option, count_text, parser, run,
+    EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, count_text, parser, run,
 )
 from slawatch.config.keys import public_key_line
 
@@ -78,23 +78,16 @@ def keygen(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = parser("slawatch-agent", "Poll a provider's infrastructure and ship signed readings.")
-    sub = p.add_subparsers(metavar="COMMAND")
-    commands = {
+    commands = add_commands(p, {
         "run": ("run the agent daemon", run_daemon),
         "check": ("validate the configuration and print a summary", check),
         "once": ("run every check once and print a table", once),
         "keygen": ("create the agent's Ed25519 signing key", keygen),
-    }
-    for name, (help_text, handler) in commands.items():
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
-        add_config_option(cmd, DEFAULT_CONFIG)
-        cmd.set_defaults(handler=handler)
-        if name == "keygen":
-            cmd.add_argument("key_file", nargs="?", default="/etc/slawatch/agent.key",
-                             help="where to write the private key (default: /etc/slawatch/agent.key)")
-            cmd.add_argument("--force", action="store_true", help="replace an existing key file")
-        if name == "once":
-            cmd.add_argument("--json", action="store_true", help="print readings as JSON lines")
+    }, DEFAULT_CONFIG)
+    commands["keygen"].add_argument("key_file", nargs="?", default="/etc/slawatch/agent.key",
+                                    help="where to write the private key (default: /etc/slawatch/agent.key)")
+    commands["keygen"].add_argument("--force", action="store_true", help="replace an existing key file")
+    commands["once"].add_argument("--json", action="store_true", help="print readings as JSON lines")
     return p
 
 

@@ -34,6 +34,18 @@ def add_config_option(p: argparse.ArgumentParser, default: str) -> None:
                    help=f"configuration file (default: {default})")
 
 
+def add_commands(p: argparse.ArgumentParser, commands: dict[str, tuple[str, Handler]],
+                 default_config: str) -> dict[str, argparse.ArgumentParser]:
+    """One subcommand per entry (name: help, handler), each with -c/--config."""
+    sub = p.add_subparsers(metavar="COMMAND")
+    made = {}
+    for name, (help_text, handler) in commands.items():
+        made[name] = cmd = sub.add_parser(name, help=help_text, description=help_text)
+        add_config_option(cmd, default_config)
+        cmd.set_defaults(handler=handler)
+    return made
+
+
 def print_config_error(err: ConfigError) -> None:
     """Every problem on its own line, then a count, on stderr."""
     for problem in err.problems:

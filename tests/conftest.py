@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from slawatch.collectors.vantage import Vantage
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "config" / "examples"
@@ -18,3 +21,10 @@ def confdir(tmp_path: Path) -> Path:
     (tmp_path / "auth.txt").write_text("authpass123\n")
     (tmp_path / "contracts").mkdir()
     return tmp_path
+
+
+@pytest.fixture
+async def vantage() -> AsyncIterator[Vantage]:
+    """The agent's shared clients, closed after the test."""
+    async with Vantage("probe") as v:
+        yield v

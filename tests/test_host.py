@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psutil
-import pytest
 
 from slawatch.collectors.host import collect
 from slawatch.collectors.reading import DOWN, UP
@@ -19,12 +17,6 @@ from slawatch.config import HostCheck
 
 def check(**settings: Any) -> HostCheck:
     return HostCheck(id="self", type="host", interval=30.0, timeout=10.0, **settings)
-
-
-@pytest.fixture
-async def vantage() -> AsyncIterator[Vantage]:
-    async with Vantage("probe") as v:
-        yield v
 
 
 async def test_reports_every_metric(vantage: Vantage) -> None:

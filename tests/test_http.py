@@ -31,12 +31,6 @@ def certs(tmp_path: Path) -> Certificates:
 
 
 @pytest.fixture
-async def vantage() -> AsyncIterator[Vantage]:
-    async with Vantage("probe") as v:
-        yield v
-
-
-@pytest.fixture
 async def plain() -> AsyncIterator[str]:
     async for url in serve(peer_app()):
         yield url

@@ -21,12 +21,6 @@ def check(port: int, **settings: Any) -> TcpCheck:
 
 
 @pytest.fixture
-async def vantage() -> AsyncIterator[Vantage]:
-    async with Vantage("probe") as v:
-        yield v
-
-
-@pytest.fixture
 async def smtp() -> AsyncIterator[int]:
     """A server that greets like an SMTP relay, in two pieces."""
     async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

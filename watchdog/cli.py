@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from slawatch.config import ConfigError, load_agent, load_watchdog
 from slawatch.config.cli import (
-    EXIT_CONFIG, EXIT_OK, add_config_option, not_implemented, parser, run,
+    EXIT_CONFIG, EXIT_OK, add_commands, not_implemented, parser, run,
 )
 
 from .passwords import hash_password
@@ -68,8 +68,7 @@ def hash_password_command(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = parser("slawatch-watchdog", "Keep the evidence, score the contracts, alert both parties.")
-    sub = p.add_subparsers(metavar="COMMAND")
-    commands = {
+    commands = add_commands(p, {
         "run": ("run the watchdog daemon", not_implemented("slawatch-watchdog run")),
         "check": ("validate watchdog.toml and every contract", check),
         "import": ("load readings from a JSON-lines file", not_implemented("slawatch-watchdog import")),
@@ -77,15 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         "evidence": ("verify or export the evidence chain", not_implemented("slawatch-watchdog evidence")),
         "alerts": ("list or retry queued alerts", not_implemented("slawatch-watchdog alerts")),
         "hash-password": ("hash a user's password for watchdog.toml", hash_password_command),
-    }
-    for name, (help_text, handler) in commands.items():
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
-        add_config_option(cmd, DEFAULT_CONFIG)
-        cmd.set_defaults(handler=handler)
-        if name == "check":
-            cmd.add_argument("--agent-config", action="append", metavar="AGENT_TOML",
-                             help="an agent.toml whose checks contracts may use (repeatable); "
-                                  "with it, unknown checks in contracts are errors")
+    }, DEFAULT_CONFIG)
+    commands["check"].add_argument("--agent-config", action="append", metavar="AGENT_TOML",
+                                   help="an agent.toml whose checks contracts may use (repeatable); "
+                                        "with it, unknown checks in contracts are errors")
     return p
 
 
