@@ -25,13 +25,13 @@ test: system-deps $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m mypy config collectors agent watchdog
 
-# Until the daemons exist (agent runtime and watchdog issues), the demo validates the example
-# configuration it will run and says so; it does not pretend to monitor anything.
+# Until the watchdog daemon exists, the demo validates the example configuration it will run
+# and says so; it does not pretend to monitor anything.
 demo: $(STAMP)
 	$(BIN)/slawatch-agent check -c config/examples/agent.toml
 	$(BIN)/slawatch-watchdog check -c config/examples/watchdog.toml --agent-config config/examples/agent.toml
-	@echo "demo: the agent and watchdog daemons are not built yet; the live loopback scenario"
-	@echo "demo: (agents + watchdog, dashboard on http://127.0.0.1:8470) arrives with them."
+	@echo "demo: the agent daemon is built (slawatch-agent run), the watchdog daemon is not yet;"
+	@echo "demo: the live loopback scenario (agents + watchdog, dashboard on http://127.0.0.1:8470) arrives with it."
 
 BENCHMARKS := bench/collectors.py bench/agent.py
 
