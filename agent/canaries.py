@@ -9,9 +9,15 @@ from slawatch.collectors.reading import DOWN, UNKNOWN, Reading
 
 
 def blind_reason(canaries: Iterable[str], latest: Mapping[str, Reading]) -> str | None:
-    """Why the agent cannot see out, when every canary's latest reading is down; else None."""
+    """Why the agent cannot tell: every canary's latest reading is down, or a canary has not
+    reported yet (just started: the agent does not know yet whether it can see out); else None."""
     names = list(canaries)
-    if not names or any(name not in latest or latest[name].status != DOWN for name in names):
+    if not names:
+        return None
+    waiting = [name for name in names if name not in latest]
+    if waiting:
+        return f"canaries not checked yet ({', '.join(waiting)})"
+    if any(latest[name].status != DOWN for name in names):
         return None
     return "all canaries down (" + "; ".join(f"{n}: {latest[n].error}" for n in names) + ")"
 

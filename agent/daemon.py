@@ -9,6 +9,7 @@ import gc
 import logging
 import os
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass, field
 
@@ -59,6 +60,7 @@ class Agent:
     spool: SpoolAccess
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     reloading: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: bool = False
 
     async def record(self, reading: Reading) -> None:
         """A reading is taken once the spool has committed it."""
@@ -81,6 +83,8 @@ class Agent:
                 ("schedule", self._schedule()), ("ship", self.shipper.run(self.stopping)),
                 ("self", self._self_metrics()), ("systemd", self._systemd_watchdog()),
                 ("bounds", self._bounds()))]
+            for task in tasks:
+                task.add_done_callback(self._task_ended)
             # Everything built so far (modules, config, checks) lives as long as the process: keep
             # it out of the cyclic collector's scans, which otherwise cost more than the checks.
             release_memory()
@@ -100,9 +104,22 @@ class Agent:
         depth = await self.spool.call(self.spool.spool.depth)
         log.info("event=stopped spool_depth=%d", depth)
 
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """A part of the daemon must never end on its own: if one does, stop with an error so
+        systemd restarts the agent (Restart=on-failure) instead of it polling half-alive."""
+        if task.cancelled() or self.stopping.is_set() or task.exception() is None:
+            return  # cancelled at shutdown, or a part with nothing to do (no WatchdogSec)
+        log.error("event=task-died task=%s error=%r action=exit", task.get_name(), task.exception())
+        self.failed = True
+        self.stopping.set()
+
     def _scheduler(self) -> Scheduler:
-        return Scheduler(self.config.id, self.config.checks, self.vantage, self.record,
-                         self.config.canaries, self.config.concurrency)
+        scheduler = Scheduler(self.config.id, self.config.checks, self.vantage, self.record,
+                              self.config.canaries, self.config.concurrency)
+        old = getattr(self, "scheduler", None)
+        if old is not None:  # a reload: what the canaries last said still holds
+            scheduler.seed_canaries(old.canary_readings())
+        return scheduler
 
     async def _schedule(self) -> None:
         """Run the schedule; on SIGHUP swap in the new configuration's, or keep the old one."""
@@ -139,11 +156,13 @@ class Agent:
                 log.error("event=reload-refused problem=%r", str(problem))
             log.error("event=reload-refused action=keep-running-old-config")
             return None
-        fixed = ("id", "spool", "key_file")
+        fixed = ("id", "spool", "key_file", "spool_max_age", "spool_max_size", "watchdog_url",
+                 "watchdog_ca_file", "batch_size", "batch_wait")
         changed = [name for name in fixed if getattr(new, name) != getattr(self.config, name)]
         if changed:
             log.error("event=reload-refused changed=%s hint=%r", ",".join(changed),
-                      "agent id, spool and key take effect on restart only")
+                      "[agent] identity and spool, and [watchdog] settings, take effect on restart only; "
+                      "restart the agent (checks, canaries and concurrency reload)")
             return None
         return new
 
@@ -151,22 +170,28 @@ class Agent:
         """Readings of `agent.self`: the agent's own health, so the watchdog can show it."""
         process = psutil.Process()
         while True:
-            started = utc_now()
-            spool = self.spool.spool
-            depth = await self.spool.call(spool.depth)
-            oldest = await self.spool.call(spool.oldest_age_s)
-            cpu = process.cpu_times()
-            metrics = {
-                "spool.depth": depth, "spool.oldest_s": round(oldest, 1),
-                "rss_bytes": process.memory_info().rss, "cpu_s": round(cpu.user + cpu.system, 3),
-                "checks.skipped": sum(s.skipped for s in self.scheduler.stats.values()),
-                "ship.failures": self.shipper.delivery.failures,
-                "ship.readings": self.shipper.delivery.readings,
-            }
-            await self.record(Reading(agent=self.config.id, check=SELF_CHECK, ts=started, status=UP,
-                                      interval_s=SELF_INTERVAL_S, metrics=metrics))
-            systemd.notify(f"STATUS={self._status(depth)}")
+            try:
+                await self._self_reading(process)
+            except Exception as exc:  # a locked or full spool: logged; the next minute tries again
+                log.error("event=self-reading-failed error=%r", exc)
             await asyncio.sleep(SELF_INTERVAL_S)
+
+    async def _self_reading(self, process: psutil.Process) -> None:
+        started = utc_now()
+        spool = self.spool.spool
+        depth = await self.spool.call(spool.depth)
+        oldest = await self.spool.call(spool.oldest_age_s)
+        cpu = process.cpu_times()
+        metrics = {
+            "spool.depth": depth, "spool.oldest_s": round(oldest, 1),
+            "rss_bytes": process.memory_info().rss, "cpu_s": round(cpu.user + cpu.system, 3),
+            "checks.skipped": sum(s.skipped for s in self.scheduler.stats.values()),
+            "ship.failures": self.shipper.delivery.failures,
+            "ship.readings": self.shipper.delivery.readings,
+        }
+        await self.record(Reading(agent=self.config.id, check=SELF_CHECK, ts=started, status=UP,
+                                  interval_s=SELF_INTERVAL_S, metrics=metrics))
+        systemd.notify(f"STATUS={self._status(depth)}")
 
     async def _systemd_watchdog(self) -> None:
         """WATCHDOG=1 at half of WatchdogSec, from the main loop (a stuck loop stops the pings)."""
@@ -179,7 +204,10 @@ class Agent:
 
     async def _bounds(self) -> None:
         while True:
-            await self.spool.call(self.spool.spool.enforce_bounds)
+            try:
+                await self.spool.call(self.spool.spool.enforce_bounds)
+            except sqlite3.Error as exc:  # locked or full: the next round tries again
+                log.error("event=spool-bounds-failed error=%r", exc)
             await asyncio.sleep(BOUNDS_EVERY_S)
 
     def _status(self, depth: int | None = None) -> str:
@@ -203,11 +231,12 @@ def run(config_path: str) -> int:
     with open(config.key_file, "rb") as handle:
         key = load_private_key(handle.read())
     spool = SpoolAccess(Spool(config.spool, config.id, config.spool_max_age, config.spool_max_size))
+    agent = Agent(config_path, config, key, spool)
     try:
-        asyncio.run(Agent(config_path, config, key, spool).run())
+        asyncio.run(agent.run())
     finally:
         spool.close()
-    return 0
+    return 1 if agent.failed else 0
 
 
 def configure_logging() -> None:

@@ -93,8 +93,10 @@ def public_key_from_line(line: str) -> Ed25519PublicKey:
 def verify(headers: Mapping[str, str], path: str, body: bytes, keys: Mapping[str, Ed25519PublicKey],
            now: dt.datetime | None = None, max_skew_s: float = MAX_SKEW_S) -> Envelope:
     """Check the envelope and signature before anything of the body is parsed; raise Refused."""
-    agent, batch = headers.get(HEADER_AGENT, ""), headers.get(HEADER_BATCH, "")
-    sent_text, signature_text = headers.get(HEADER_SENT, ""), headers.get(HEADER_SIGNATURE, "")
+    headers = {name.lower(): value for name, value in headers.items()}  # header names ignore case
+    agent, batch = headers.get(HEADER_AGENT.lower(), ""), headers.get(HEADER_BATCH.lower(), "")
+    sent_text = headers.get(HEADER_SENT.lower(), "")
+    signature_text = headers.get(HEADER_SIGNATURE.lower(), "")
     if not (agent and batch and sent_text and signature_text):
         raise Refused(401, "missing Slawatch-Agent, -Batch, -Sent or -Signature header")
     if agent not in keys:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from slawatch.collectors.reading import Reading
 
@@ -46,22 +47,54 @@ class Recorder:
                     await asyncio.sleep(GATHER_S)  # let the next readings join this commit
                 await self._commit()
         finally:
-            await asyncio.shield(self._commit())
+            await asyncio.shield(self._last_commit())
+
+    async def _last_commit(self) -> None:
+        """At shutdown: one attempt for what still waits; a failure is logged with the count."""
+        batch, self._waiting = self._waiting, []
+        if not batch:
+            return
+        job = asyncio.ensure_future(self._spool.call(self._spool.spool.append, [r for r, _ in batch]))
+        await asyncio.wait([job])
+        self._settle(batch, job)
 
     async def _commit(self) -> None:
         self._arrived.clear()
         batch, self._waiting = self._waiting, []
         if not batch:
             return
-        try:
-            await self._spool.call(self._spool.spool.append, [reading for reading, _ in batch])
-        except Exception as exc:  # the spool's own error (disk, permissions): reported to each caller
-            log.error("event=spool-write-failed readings=%d error=%r", len(batch), exc)
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-            return
-        self.committed += len(batch)
+        readings = [reading for reading, _ in batch]
+        pause = 1.0
+        while True:
+            job = asyncio.ensure_future(self._spool.call(self._spool.spool.append, readings))
+            try:
+                await asyncio.shield(job)  # a shutdown must not cancel a commit under way
+                break
+            except asyncio.CancelledError:
+                await asyncio.wait([job])
+                self._settle(batch, job)
+                raise
+            except Exception as exc:  # locked or full: the readings stay here and are tried again
+                log.error("event=spool-write-failed readings=%d error=%r retry_in_s=%g", len(batch), exc, pause)
+                try:
+                    await asyncio.sleep(pause)
+                except asyncio.CancelledError:
+                    self._waiting[:0] = batch  # the last commit at shutdown tries them once more
+                    raise
+                pause = min(30.0, pause * 2)
+        self._settle(batch, job)
+
+    def _settle(self, batch: list[tuple[Reading, asyncio.Future[None]]], job: asyncio.Future[Any]) -> None:
+        """Tell each waiting caller how its commit went."""
+        failure = job.exception() if not job.cancelled() else asyncio.CancelledError()
+        if failure is None:
+            self.committed += len(batch)
+        else:
+            log.error("event=readings-lost readings=%d error=%r", len(batch), failure)
         for _, done in batch:
-            if not done.done():
+            if done.done():
+                continue
+            if failure is None:
                 done.set_result(None)
+            else:
+                done.set_exception(failure)

@@ -83,13 +83,17 @@ class Scheduler:
         due = [(0.0, i) for i in range(len(self.checks))]  # 0: every check runs once at start
         while due:
             when, i = due[0]
-            now = time.time()
+            now = time.monotonic()
             if when > now:
                 # Wake on a TICK_S grid: the checks due within one tick start together, which
                 # costs far less CPU than a wake-up per check (a check starts < TICK_S late).
                 await asyncio.sleep(math.ceil(when / TICK_S) * TICK_S - now)
                 continue
-            heapq.heapreplace(due, (next_slot(now, self.checks[i].interval, phases[i]), i))
+            # Slots are wall-clock points (stable across restarts); waiting is monotonic, so a
+            # clock stepped back or forward moves the next slot, never stalls the schedule.
+            wall = time.time()
+            slot = next_slot(wall, self.checks[i].interval, phases[i])
+            heapq.heapreplace(due, (now + (slot - wall), i))
             await self._start(self.checks[i])
 
     async def _start(self, check: CheckConfig) -> None:
@@ -109,7 +113,11 @@ class Scheduler:
         await self._limit.acquire()
         task = asyncio.create_task(self._run(check), name=f"run:{check.id}")
         self._running[check.id] = task
-        task.add_done_callback(lambda _: self._running.pop(check.id, None))
+        task.add_done_callback(lambda done: self._finished(check.id, done))
+
+    def _finished(self, check_id: str, task: asyncio.Task[None]) -> None:
+        if self._running.get(check_id) is task:
+            del self._running[check_id]
 
     async def _run(self, check: CheckConfig) -> None:
         try:
@@ -122,11 +130,21 @@ class Scheduler:
         if reading.status != stats.last_status:
             self._log_change(check, stats.last_status, reading)
             stats.last_status = reading.status
+        # The check is free to run again while its reading waits for the spool: a slow disk must
+        # not turn into skipped runs.
+        self._finished(check.id, asyncio.current_task())  # type: ignore[arg-type]
         try:
             await self.record(reading)
         except Exception as exc:  # the spool failed even after making room: say exactly what is lost
             log.error("event=reading-lost check=%s ts=%s status=%s error=%r", check.id, reading.ts.isoformat(),
                       reading.status, exc)
+
+    def seed_canaries(self, readings: dict[str, Reading]) -> None:
+        self._latest_canary.update({k: v for k, v in readings.items() if k in self.canaries})
+
+    def canary_readings(self) -> dict[str, Reading]:
+        """The latest reading of each canary (handed to the next schedule on reload)."""
+        return dict(self._latest_canary)
 
     def _through_canaries(self, check: CheckConfig, reading: Reading) -> Reading:
         if check.id in self.canaries:

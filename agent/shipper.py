@@ -66,6 +66,7 @@ class Shipper:
     delivery: Delivery = field(default_factory=Delivery)
     _backoff: float = BACKOFF_START_S
     _down_logged: bool = False
+    _manifest_due: float = 0.0
 
     def __post_init__(self) -> None:
         self._tls: ssl.SSLContext | bool = True
@@ -76,7 +77,12 @@ class Shipper:
         """Ship until `stopping` is set."""
         async with aiohttp.ClientSession(headers={"User-Agent": "slawatch-agent"}) as session:
             while not stopping.is_set():
-                pause = await self._step(session)
+                try:
+                    pause = await self._step(session)
+                except Exception as exc:  # the spool (locked, full) or a bug: log, back off, go on
+                    log.error("event=ship-step-failed error=%r", exc)
+                    self._failed(f"{type(exc).__name__}: {exc}")
+                    pause = self._after(0)
                 if pause > 0:
                     await self._sleep(pause, stopping)
 
@@ -97,13 +103,9 @@ class Shipper:
                 await self._acknowledged(batch)
 
     async def _step(self, session: aiohttp.ClientSession) -> float:
-        """Do one thing (send the manifest or a batch); return how long to wait before the next."""
-        if self.manifest is not None:
-            status = await self._send(session, MANIFEST_PATH, new_batch_id(), self.manifest)
-            if status == 200:
-                self.manifest = None
-                log.info("event=manifest-sent")
-            return self._after(status)
+        """Send the manifest when one is due, then a batch; return how long to wait before the next."""
+        if self.manifest is not None and time.monotonic() >= self._manifest_due:
+            await self._send_manifest(session)
         ready = await self._ready_in()
         if ready > 0:
             return ready
@@ -116,7 +118,26 @@ class Shipper:
         elif status == 409:
             log.error("event=batch-conflict batch=%s action=rebatch", batch.id)
             await self.spool.call(self.spool.spool.abandon, batch)
+        elif status == 413 and batch.count > 1:
+            self.batch_size = max(1, batch.count // 2)
+            log.warning("event=batch-too-large batch=%s readings=%d action=rebatch batch_size=%d",
+                        batch.id, batch.count, self.batch_size)
+            await self.spool.call(self.spool.spool.abandon, batch)
+            return 0.0
         return self._after(status)
+
+    async def _send_manifest(self, session: aiohttp.ClientSession) -> None:
+        """The manifest goes beside the readings: its failure never holds them back."""
+        assert self.manifest is not None
+        status = await self._send(session, MANIFEST_PATH, new_batch_id(), self.manifest)
+        if status == 200:
+            self.manifest = None
+            log.info("event=manifest-sent")
+        elif status in (404, 405):
+            self.manifest = None
+            log.warning("event=manifest-not-supported status=%d", status)
+        else:
+            self._manifest_due = time.monotonic() + (CONFIG_PROBLEM_RETRY_S if 400 <= status < 500 else 30.0)
 
     async def _ready_in(self) -> float:
         """Seconds until a batch is worth sending: it is full, or its oldest reading waited long enough."""
@@ -140,7 +161,7 @@ class Shipper:
         try:
             async with session.post(self.url + path, data=body, headers=headers, ssl=self._tls,
                                     timeout=aiohttp.ClientTimeout(total=30)) as response:
-                text = await response.text()
+                text = (await response.read()).decode("utf-8", errors="replace")
                 status = response.status
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             self._failed(f"{type(exc).__name__}: {exc}")
@@ -161,10 +182,10 @@ class Shipper:
 
     def _after(self, status: int) -> float:
         """The pause after a send: none after success, backoff while failing."""
-        if status in (200, 409):
+        if status == 200:
             self._backoff = BACKOFF_START_S
             return 0.0
-        if 400 <= status < 500 and status != 429:
+        if 400 <= status < 500 and status not in (409, 429):
             log.error("event=ship-refused status=%d hint=%r", status,
                       "configuration problem (agent id, key or clock?); retrying slowly, nothing dropped")
             return CONFIG_PROBLEM_RETRY_S

@@ -69,6 +69,20 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._seed_seq()
+
+    def _seed_seq(self) -> None:
+        """A new spool starts its seqs at epoch milliseconds × 1000, not at 1.
+
+        The watchdog keeps (agent, seq) unique; if a spool file is lost and made anew, seqs
+        starting again at 1 would be thrown away there as resends. Starting from the clock keeps
+        every new spool ahead of any old one (that would take 1,000 readings a millisecond).
+        """
+        with self._transaction():
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'reading'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('reading', ?)",
+                                 (int(time.time() * 1000) * 1000,))
 
     def close(self) -> None:
         self._db.close()

@@ -64,6 +64,11 @@ def test_refusals(case: str, status: int, reason: str) -> None:
     assert caught.value.reason.startswith(reason)
 
 
+def test_header_names_ignore_case() -> None:
+    lowered = {name.lower(): value for name, value in headers().items()}
+    assert verify(lowered, INGEST_PATH, BODY, KEYS, now=NOW).agent == "probe"
+
+
 def test_body_must_match_the_signed_agent() -> None:
     body = batch_body("other", [])
     envelope = verify(sign(KEY, "probe", BATCH, INGEST_PATH, body, now=NOW), INGEST_PATH, body, KEYS, now=NOW)

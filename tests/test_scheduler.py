@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -143,3 +144,13 @@ async def test_while_all_canaries_are_down_other_readings_are_unknown() -> None:
     later = [r for r in readings if r.check == "web" and r.ts > gateway_down]
     assert later and all(r.status == "unknown" for r in later)
     assert all(r.error and r.error.endswith("; observed up") for r in later)
+
+
+def test_until_every_canary_has_reported_the_agent_cannot_tell() -> None:
+    from slawatch.agent.canaries import blind_reason
+
+    up = Reading(agent="probe", check="gw", ts=dt.datetime.now(dt.timezone.utc), status="up", interval_s=1.0)
+    assert blind_reason(["gw", "dns"], {}) == "canaries not checked yet (gw, dns)"
+    assert blind_reason(["gw", "dns"], {"gw": up}) == "canaries not checked yet (dns)"
+    assert blind_reason(["gw"], {"gw": up}) is None
+    assert blind_reason([], {}) is None

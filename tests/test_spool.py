@@ -19,19 +19,30 @@ def readings(count: int, start: dt.datetime = T0, check: str = "web") -> list[Re
 
 def test_seqs_increase_and_survive_restarts_and_acknowledgements(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", "probe")
-    assert [r.seq for r in spool.append(readings(3))] == [1, 2, 3]
+    first = [r.seq for r in spool.append(readings(3))]
+    base = first[0]
+    assert first == [base, base + 1, base + 2]
     batch = spool.next_batch(10)
     assert batch is not None
     spool.acknowledge(batch)
     assert spool.depth() == 0
     spool.close()
     again = Spool(tmp_path / "s.db", "probe")
-    assert [r.seq for r in again.append(readings(2))] == [4, 5]  # never reused, even with the spool empty
+    assert [r.seq for r in again.append(readings(2))] == [base + 3, base + 4]  # never reused, even empty
+
+
+def test_a_new_spool_starts_ahead_of_any_older_one(tmp_path: Path) -> None:
+    old = Spool(tmp_path / "old.db", "probe")
+    last_of_old = old.append(readings(5))[-1].seq
+    old.close()
+    (tmp_path / "old.db").unlink()  # the spool file was lost; the watchdog still has those seqs
+    new = Spool(tmp_path / "old.db", "probe")
+    assert new.append(readings(1))[0].seq > last_of_old
 
 
 def test_a_batch_is_resent_with_the_same_id_and_body_until_acknowledged(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", "probe")
-    spool.append(readings(5))
+    base = spool.append(readings(5))[0].seq
     first = spool.next_batch(3)
     spool.append(readings(2))
     spool.close()
@@ -39,11 +50,11 @@ def test_a_batch_is_resent_with_the_same_id_and_body_until_acknowledged(tmp_path
     again = spool.next_batch(3)
     assert first is not None and again == first
     body = json.loads(first.body)
-    assert [r["seq"] for r in body["readings"]] == [1, 2, 3]
+    assert [r["seq"] for r in body["readings"]] == [base, base + 1, base + 2]
     spool.acknowledge(first)
     following = spool.next_batch(10)
     assert following is not None and following.id != first.id
-    assert [r["seq"] for r in json.loads(following.body)["readings"]] == [4, 5, 6, 7]
+    assert [r["seq"] for r in json.loads(following.body)["readings"]] == [base + i for i in range(3, 7)]
 
 
 def test_abandoned_batch_readings_are_sent_again_under_a_new_id(tmp_path: Path) -> None:
@@ -58,22 +69,22 @@ def test_abandoned_batch_readings_are_sent_again_under_a_new_id(tmp_path: Path) 
 
 def test_age_bound_drops_the_oldest_and_records_the_range(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", "probe", max_age_s=3600)
-    spool.append(readings(10, start=T0))                                  # seq 1-10, older than an hour
-    spool.append(readings(5, start=T0 + dt.timedelta(hours=2)))           # seq 11-15
+    base = spool.append(readings(10, start=T0))[0].seq                    # 10 older than an hour
+    spool.append(readings(5, start=T0 + dt.timedelta(hours=2)))           # 5 recent
     assert spool.enforce_bounds(now=T0 + dt.timedelta(hours=2, minutes=5)) == 10
     assert spool.depth() == 5
     batch = spool.next_batch(100)
     assert batch is not None
     body = json.loads(batch.body)
-    assert body["dropped"] == [[1, 10]]
-    assert [r["seq"] for r in body["readings"]] == [11, 12, 13, 14, 15]
+    assert body["dropped"] == [[base, base + 9]]
+    assert [r["seq"] for r in body["readings"]] == [base + i for i in range(10, 15)]
     spool.acknowledge(batch)
     assert spool.next_batch(100) is None  # the dropped range went out once, with its batch
 
 
 def test_size_bound_drops_oldest_but_never_the_batch_in_flight(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", "probe", max_bytes=10 * 2**20)
-    spool.append(readings(100))
+    base = spool.append(readings(100))[0].seq
     in_flight = spool.next_batch(50)
     assert in_flight is not None
     big = [Reading(agent="probe", check="web", ts=T0, status="up", interval_s=30.0,
@@ -88,13 +99,13 @@ def test_size_bound_drops_oldest_but_never_the_batch_in_flight(tmp_path: Path) -
     following = spool.next_batch(10)
     assert following is not None
     ranges = json.loads(following.body)["dropped"]
-    assert ranges and ranges[0][0] == 51  # right after the batch that was in flight
+    assert ranges and ranges[0][0] == base + 50  # right after the batch that was in flight
     assert sum(last - first + 1 for first, last in ranges) == dropped
 
 
 def test_a_full_disk_drops_the_oldest_records_the_range_and_keeps_the_new_reading(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", "probe")
-    spool.append(readings(200))
+    base = spool.append(readings(200))[0].seq
     # SQLite reports a page limit exactly as a full disk: "database or disk is full".
     pages = spool._db.execute("PRAGMA page_count").fetchone()[0]
     spool._db.execute(f"PRAGMA max_page_count = {pages}")
@@ -106,7 +117,7 @@ def test_a_full_disk_drops_the_oldest_records_the_range_and_keeps_the_new_readin
     assert batch is not None
     body = json.loads(batch.body)
     dropped = body["dropped"]
-    assert dropped and dropped[0][0] == 1  # the oldest went first
+    assert dropped and dropped[0][0] == base  # the oldest went first
     kept = {r["seq"] for r in body["readings"]}
     lost = {seq for first, last in dropped for seq in range(first, last + 1)}
-    assert kept | lost == set(range(1, 601)) and not kept & lost  # every seq is either kept or reported
+    assert kept | lost == set(range(base, base + 600)) and not kept & lost  # every seq is either kept or reported
