@@ -8,6 +8,7 @@ import heapq
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -62,7 +63,9 @@ class Scheduler:
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._limit = asyncio.Semaphore(self.concurrency)
+        self._free = self.concurrency                   # run slots not in use
+        self._waiting: deque[CheckConfig] = deque()     # due, waiting for a free slot, in order
+        self._queued: set[str] = set()
         self.stats = {c.id: CheckStats() for c in self.checks}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -94,26 +97,39 @@ class Scheduler:
             wall = time.time()
             slot = next_slot(wall, self.checks[i].interval, phases[i])
             heapq.heapreplace(due, (now + (slot - wall), i))
-            await self._start(self.checks[i])
+            self._due(self.checks[i])
 
-    async def _start(self, check: CheckConfig) -> None:
-        """Start a run unless the previous one is still going (never two runs of one check).
-
-        The limit is taken here, before the run's task exists: runs waiting for a free slot
-        are entries in the heap, not thousands of parked tasks.
-        """
+    def _due(self, check: CheckConfig) -> None:
+        """A check's slot came: run it now, or as soon as a run slot is free (in order of coming
+        due). The loop itself never waits, so hanging checks cannot hold up healthy ones. A slot
+        missed because the previous run is still going or still waiting is skipped and counted."""
         stats = self.stats[check.id]
-        if check.id in self._running:
+        if check.id in self._running or check.id in self._queued:
             stats.skipped += 1
             if not stats.overran:
                 stats.overran = True
                 log.warning("event=check-overrun check=%s interval_s=%g skipped=%d", check.id, check.interval,
                             stats.skipped)
             return
-        await self._limit.acquire()
+        if self._free > 0:
+            self._launch(check)
+        else:
+            self._waiting.append(check)
+            self._queued.add(check.id)
+
+    def _launch(self, check: CheckConfig) -> None:
+        self._free -= 1
         task = asyncio.create_task(self._run(check), name=f"run:{check.id}")
         self._running[check.id] = task
         task.add_done_callback(lambda done: self._finished(check.id, done))
+
+    def _release(self) -> None:
+        """A run slot came free: start the check that has waited longest."""
+        self._free += 1
+        while self._free > 0 and self._waiting:
+            check = self._waiting.popleft()
+            self._queued.discard(check.id)
+            self._launch(check)
 
     def _finished(self, check_id: str, task: asyncio.Task[None]) -> None:
         if self._running.get(check_id) is task:
@@ -123,7 +139,7 @@ class Scheduler:
         try:
             reading = await run_check(check, self.vantage)
         finally:
-            self._limit.release()
+            self._release()
         stats = self.stats[check.id]
         stats.runs += 1
         reading = self._through_canaries(check, reading)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from slawatch.collectors.reading import Reading, format_ts
 from .protocol import batch_body, new_batch_id
 
 log = logging.getLogger(__name__)
+
+RESERVE_BYTES = 4 * 2**20
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reading (
@@ -62,13 +66,20 @@ class Spool:
     """The spool file of one agent."""
 
     def __init__(self, path: str | Path, agent: str, max_age_s: float = 7 * 86400.0,
-                 max_bytes: int = 2 * 1024**3) -> None:
+                 max_bytes: int = 2 * 1024**3, reserve_bytes: int = RESERVE_BYTES) -> None:
         self.agent, self.max_age_s, self.max_bytes = agent, max_age_s, max_bytes
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # On a full disk even a DELETE needs room (WAL frames): this file is given up to make it.
+        self._reserve, self._reserve_bytes = Path(f"{path}.reserve"), reserve_bytes
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # The WAL is folded back every ~1 MB and then shrunk, so it never holds more than the
+        # reserve below can make room for on a full disk.
+        self._db.execute("PRAGMA wal_autocheckpoint=256")
+        self._db.execute("PRAGMA journal_size_limit=1048576")
         self._db.executescript(SCHEMA)
+        self._keep_reserve()
         self._seed_seq()
 
     def _seed_seq(self) -> None:
@@ -96,9 +107,13 @@ class Spool:
                 if "full" not in str(exc):
                     raise
                 log.error("event=spool-full error=%s action=drop-oldest", exc)
-                # Whole pages must come free for new rows: drop a tenth, and never fewer than 100.
+                # Room first (the reserve, then the WAL folded back), so that dropping can be written;
+                # whole pages must come free for new rows: drop a tenth, and never fewer than 100.
+                self._release_reserve()
+                self._checkpoint()
                 if self._drop_oldest(max(len(readings), self.depth() // 10, 100), "spool disk full") == 0:
                     raise
+                self._checkpoint()
 
     def _insert(self, readings: list[Reading]) -> list[Reading]:
         stored = []
@@ -147,6 +162,27 @@ class Spool:
             self._db.execute("UPDATE dropped SET batch = NULL WHERE batch = ?", (batch.id,))
             self._db.execute("DELETE FROM batch WHERE id = ?", (batch.id,))
 
+    def _keep_reserve(self) -> None:
+        """Have the reserve file, when the disk has room for it twice over."""
+        if self._reserve_bytes <= 0 or self._reserve.exists():
+            return
+        if shutil.disk_usage(self._reserve.parent).free < 2 * self._reserve_bytes:
+            return
+        with open(self._reserve, "wb") as handle:
+            os.posix_fallocate(handle.fileno(), 0, self._reserve_bytes)
+
+    def _release_reserve(self) -> None:
+        if self._reserve.exists():
+            self._reserve.unlink()
+            log.warning("event=spool-reserve-released bytes=%d", self._reserve_bytes)
+
+    def _checkpoint(self) -> None:
+        """Fold the WAL back into the file and shrink it; on a full disk it may not fit yet."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as exc:
+            log.warning("event=spool-checkpoint-failed error=%s", exc)
+
     def enforce_bounds(self, now: dt.datetime | None = None) -> int:
         """Drop readings older than the age bound, then the oldest while over the size bound."""
         now = now or dt.datetime.now(dt.timezone.utc)
@@ -161,6 +197,7 @@ class Spool:
             dropped += count
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.execute("VACUUM")
+        self._keep_reserve()
         return dropped
 
     def _protected_seq(self) -> int:

@@ -96,6 +96,27 @@ async def test_global_limit_and_no_overlapping_runs(silent: tuple[Silent, int],
     assert len(overruns) == len({m.split()[1] for m in overruns})  # logged once per check
 
 
+async def test_hanging_checks_do_not_hold_up_healthy_ones(silent: tuple[Silent, int]) -> None:
+    _, port = silent
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    readings: list[Reading] = []
+
+    async def record(reading: Reading) -> None:
+        readings.append(reading)
+
+    hanging = [banner_check(f"slow-{i}", port) for i in range(3)]
+    healthy = TcpCheck(id="fast", type="tcp", interval=1.0, timeout=0.5, host="127.0.0.1",
+                       port=listener.getsockname()[1])
+    async with Vantage("probe") as vantage:
+        scheduler = Scheduler("probe", [*hanging, healthy], vantage, record, concurrency=2)
+        await run_for(scheduler, 4.2)
+    listener.close()
+    fast = [r for r in readings if r.check == "fast"]
+    assert len(fast) >= 3 and all(r.status == "up" for r in fast)  # one per second or so, not starved
+
+
 async def test_every_check_runs_at_start_then_on_its_slot() -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -121,3 +121,23 @@ def test_a_full_disk_drops_the_oldest_records_the_range_and_keeps_the_new_readin
     kept = {r["seq"] for r in body["readings"]}
     lost = {seq for first, last in dropped for seq in range(first, last + 1)}
     assert kept | lost == set(range(base, base + 600)) and not kept & lost  # every seq is either kept or reported
+
+
+def test_a_really_full_disk_still_takes_every_new_reading(tmp_path: Path) -> None:
+    """A 6 MB tmpfs in a private mount namespace (root, as `make test` runs) filled by the spool."""
+    import subprocess
+    import sys
+
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    script = Path(__file__).with_name("spool_full_disk.py")
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=6m tmpfs {mount} && {sys.executable} {script} {mount}"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["appended"] == 4000          # every reading taken
+    assert outcome["lost"] > 0                  # the disk really filled up
+    assert outcome["oldest_lost"] == outcome["first"]  # the oldest went first
+    assert outcome["complete"] and outcome["disjoint"]  # each seq is stored or reported dropped
+    assert "event=spool-reserve-released" in result.stderr
