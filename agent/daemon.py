@@ -174,7 +174,9 @@ class Agent:
                 await self._self_reading(process)
             except Exception as exc:  # a locked or full spool: logged; the next minute tries again
                 log.error("event=self-reading-failed error=%r", exc)
-            await asyncio.sleep(SELF_INTERVAL_S)
+            await asyncio.sleep(SELF_INTERVAL_S / 4)
+            release_memory()  # after the start-up burst, and each minute: freed heap back to the system
+            await asyncio.sleep(SELF_INTERVAL_S * 3 / 4)
 
     async def _self_reading(self, process: psutil.Process) -> None:
         started = utc_now()
