@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from slawatch.collectors.reading import Reading, format_ts
+from slawatch.collectors.reading import Reading, format_ts, parse_ts
 
 from .protocol import batch_body, new_batch_id
 
@@ -232,7 +232,7 @@ class Spool:
         if row is None:
             return 0.0
         now = now or dt.datetime.now(dt.timezone.utc)
-        return max(0.0, (now - dt.datetime.fromisoformat(row[0].replace("Z", "+00:00"))).total_seconds())
+        return max(0.0, (now - parse_ts(row[0])).total_seconds())
 
     def size_bytes(self) -> int:
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]

@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from .checks import CHECK_TYPES, CheckConfig, common_fields
-from .document import Context, Document, Field, Invalid, show
+from .document import Context, Document, Field, show
 from .keys import private_key_file
-from .values import duration, identifier, integer, list_of, readable_file, size, string, url
+from .values import (
+    duration, identifier, integer, list_of, path_value, raw_table, raw_tables, readable_file, size,
+    url,
+)
 
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 10.0
@@ -33,23 +36,6 @@ class AgentConfig:
     batch_size: int
     batch_wait: float
     checks: tuple[CheckConfig, ...]
-
-
-def path_value(value: Any, ctx: Context) -> str:
-    """A path, resolved against the config file's folder when relative."""
-    return str(ctx.resolve(string()(value, ctx)))
-
-
-def raw_table(value: Any, ctx: Context) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise Invalid(f"expected a table ([{ctx.path[-1]}]), found {show(value)}")
-    return value
-
-
-def raw_tables(value: Any, ctx: Context) -> list[Any]:
-    if not isinstance(value, list):
-        raise Invalid(f"expected an array of tables ([[{ctx.path[-1]}]]), found {show(value)}")
-    return value
 
 
 TOP = [

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Problem
-from .document import Context, Document, Field, Invalid, Reported, show, unknown_key_message
+from .document import Context, Document, Field, Invalid, Reported, os_reason, show, unknown_key_message
 from .values import (
     Secret, apprise_url, duration, identifier, integer, list_of, local_datetime, local_time,
-    number, one_of, rrule, string, table, timezone,
+    number, one_of, raw_table, raw_tables, rrule, string, table, timezone,
 )
 
 EVENTS = ("outage", "recovery", "budget", "breach", "agent-silent", "agent-back", "tls-expiring")
@@ -234,7 +234,7 @@ def _read_notify_file(ctx: Context, name: str) -> list[Secret]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, ValueError) as exc:
-        ctx.error(f'cannot read "{path}": {getattr(exc, "strerror", None) or exc}; create it or fix the path')
+        ctx.error(f'cannot read "{path}": {os_reason(exc)}; create it or fix the path')
         raise Reported from None
     urls, failed = [], False
     for number_, line in enumerate(lines, 1):
@@ -285,24 +285,14 @@ CONTRACT = [
 ]
 
 
-def _raw(kind: str) -> Any:
-    def parse(value: Any, ctx: Context) -> Any:
-        if kind == "table" and not isinstance(value, dict):
-            raise Invalid(f"expected a table ([{ctx.path[-1]}]), found {show(value)}")
-        if kind == "tables" and not isinstance(value, list):
-            raise Invalid(f"expected an array of tables ([[{ctx.path[-1]}]]), found {show(value)}")
-        return value
-    return parse
-
-
 TOP = [
-    Field("contract", _raw("table"), help="[contract]"),
-    Field("client", _raw("table"), {}, "[client]"),
-    Field("provider", _raw("table"), {}, "[provider]"),
-    Field("business_hours", _raw("table"), None, "[business_hours]"),
-    Field("service", _raw("tables"), help="[[service]]"),
-    Field("maintenance", _raw("tables"), [], "[[maintenance]]"),
-    Field("credit", _raw("tables"), [], "[[credit]]"),
+    Field("contract", raw_table, help="[contract]"),
+    Field("client", raw_table, {}, "[client]"),
+    Field("provider", raw_table, {}, "[provider]"),
+    Field("business_hours", raw_table, None, "[business_hours]"),
+    Field("service", raw_tables, help="[[service]]"),
+    Field("maintenance", raw_tables, [], "[[maintenance]]"),
+    Field("credit", raw_tables, [], "[[credit]]"),
 ]
 
 

@@ -163,7 +163,7 @@ class Document:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             doc = cls(path, "", problems)
-            doc.problems.append(Problem(str(path), f"cannot read the file: {_os_reason(exc)}"))
+            doc.problems.append(Problem(str(path), f"cannot read the file: {os_reason(exc)}"))
             doc.data = {}
             return doc
         return cls(path, text, problems)
@@ -266,7 +266,8 @@ def unknown_key_message(key: str, known: Sequence[str]) -> str:
     return f'unknown key "{key}"; known keys here: {", ".join(known)}'
 
 
-def _os_reason(exc: Exception) -> str:
+def os_reason(exc: BaseException) -> str:
+    """The system's words for a failed file operation ("No such file or directory")."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc)
@@ -296,7 +297,7 @@ def read_secret_file(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path, or not UTF-8
-        raise Invalid(f'cannot read "{path}": {_os_reason(exc)}; create it or fix the path') from None
+        raise Invalid(f'cannot read "{path}": {os_reason(exc)}; create it or fix the path') from None
     secret = text.strip("\r\n")
     if not secret:
         raise Invalid(f'"{path}" is empty; put the secret in it')

@@ -8,7 +8,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .document import Context, Invalid, show
+from .document import Context, Invalid, os_reason, show
 
 
 def load_private_key(data: bytes) -> Ed25519PrivateKey:
@@ -34,7 +34,7 @@ def private_key_file(value: Any, ctx: Context) -> str:
         data = path.read_bytes()
     except (OSError, ValueError) as exc:
         raise Invalid(
-            f"cannot read {show(str(path))}: {getattr(exc, 'strerror', None) or exc}; "
+            f"cannot read {show(str(path))}: {os_reason(exc)}; "
             "create it with `slawatch-agent keygen`"
         ) from None
     try:

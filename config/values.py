@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from yarl import URL
 
-from .document import Context, Field, Invalid, Reported, read_secret_file, show
+from .document import Context, Field, Invalid, Reported, os_reason, read_secret_file, show
 
 Parser = Callable[[Any, Context], Any]
 
@@ -384,6 +384,23 @@ def apprise_url(value: Any, ctx: Context) -> Secret:
     return Secret(value)
 
 
+def path_value(value: Any, ctx: Context) -> str:
+    """A path, resolved against the config file's folder when relative."""
+    return str(ctx.resolve(string()(value, ctx)))
+
+
+def raw_table(value: Any, ctx: Context) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid(f"expected a table ([{ctx.path[-1]}]), found {show(value)}")
+    return value
+
+
+def raw_tables(value: Any, ctx: Context) -> list[Any]:
+    if not isinstance(value, list):
+        raise Invalid(f"expected an array of tables ([[{ctx.path[-1]}]]), found {show(value)}")
+    return value
+
+
 def readable_file(value: Any, ctx: Context) -> str:
     """A path (relative to the config file's folder) to a file that can be read now."""
     if not isinstance(value, str) or not value.strip():
@@ -393,8 +410,7 @@ def readable_file(value: Any, ctx: Context) -> str:
         with open(path, "rb"):
             return str(path)
     except (OSError, ValueError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise Invalid(f"cannot read {show(str(path))}: {reason}; create it or fix the path") from None
+        raise Invalid(f"cannot read {show(str(path))}: {os_reason(exc)}; create it or fix the path") from None
 
 
 def kind_of(value: Any) -> str:

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .agent import path_value, raw_table, raw_tables
 from .contract import Contract, load_contract
-from .document import Context, Document, Field, Invalid, Reported, show
+from .document import Context, Document, Field, Invalid, Reported, os_reason, show
 from .errors import ConfigError, Problem
-from .values import identifier, list_of, one_of, public_key, string, table, url
+from .values import identifier, list_of, one_of, path_value, public_key, raw_table, raw_tables, string, table, url
 
 MAX_SCRYPT_MEMORY = 256 * 1024 * 1024  # what verify_password lets scrypt use
 PASSWORD_HASH = re.compile(r"scrypt:\d+:\d+:\d+:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
@@ -83,7 +82,7 @@ def contracts_dir(value: Any, ctx: Context) -> str:
     try:
         is_dir = path.is_dir()
     except (OSError, ValueError) as exc:
-        raise Invalid(f"cannot look at {show(str(path))}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise Invalid(f"cannot look at {show(str(path))}: {os_reason(exc)}") from None
     if not is_dir:
         raise Invalid(f'"{path}" is not a directory; create it and put the contract files (*.toml) in it')
     return str(path)

@@ -18,17 +18,12 @@ from aiohttp import web
 from slawatch.agent.protocol import public_key_from_line
 from slawatch.agent.spool import Spool
 
+from .conftest import free_port
 from .http_peers import certificates
 from .ingest_peer import Receiver
 
 AGENT = Path(sys.executable).parent / "slawatch-agent"
 PUBLIC_KEY = "ed25519:6Vz/K8fkkNMaEdZmz12fRzuY4R9qTH7kzTQquB0vdPA="  # of config/examples/secrets/agent.key
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Peer:

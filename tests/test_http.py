@@ -17,6 +17,7 @@ from slawatch.collectors.vantage import Vantage
 from slawatch.config import HttpCheck
 from slawatch.config.values import Secret
 
+from .conftest import free_port
 from .http_peers import Certificates, certificates, peer_app, serve
 
 
@@ -85,9 +86,7 @@ async def test_json_fields(vantage: Vantage, plain: str) -> None:
 
 
 async def test_connection_refused(vantage: Vantage) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     reading = await collect(check(f"http://127.0.0.1:{port}/"), vantage)
     assert (reading.status, reading.error) == (DOWN, f"connection refused by 127.0.0.1:{port}")
     assert reading.latency_ms is None

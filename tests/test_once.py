@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,16 +12,11 @@ import pytest
 
 from slawatch.collectors.reading import Reading
 
+from .conftest import free_port
 from .http_peers import Certificates, certificates, peer_app, serve
 from .snmp_peers import Snmpd, running_snmpd
 
 AGENT = Path(sys.executable).parent / "slawatch-agent"
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -74,7 +68,7 @@ def loopback_checks(peers: dict[str, str], certs: Certificates, refused: int, sn
 
 async def test_table_shows_each_check_with_its_precise_error(confdir: Path, peers: dict[str, str],
                                                             certs: Certificates, snmpd: Snmpd) -> None:
-    refused = closed_port()
+    refused = free_port()
     code, out, err = await run_once(agent_toml(confdir, loopback_checks(peers, certs, refused, snmpd.port)))
     assert code == 1
     assert "Traceback" not in err
@@ -95,7 +89,7 @@ async def test_table_shows_each_check_with_its_precise_error(confdir: Path, peer
 
 async def test_json_lines_are_readings(confdir: Path, peers: dict[str, str], certs: Certificates,
                                        snmpd: Snmpd) -> None:
-    checks = loopback_checks(peers, certs, closed_port(), snmpd.port)
+    checks = loopback_checks(peers, certs, free_port(), snmpd.port)
     code, out, _ = await run_once(agent_toml(confdir, checks), "--json")
     assert code == 1
     readings = [json.loads(line) for line in out.splitlines()]
@@ -113,7 +107,7 @@ async def test_all_up_exits_0(confdir: Path, peers: dict[str, str]) -> None:
 
 
 async def test_all_canaries_down_makes_other_readings_unknown(confdir: Path, peers: dict[str, str]) -> None:
-    checks = (f'[[check]]\nid = "gateway"\ntype = "tcp"\nhost = "127.0.0.1"\nport = {closed_port()}\n'
+    checks = (f'[[check]]\nid = "gateway"\ntype = "tcp"\nhost = "127.0.0.1"\nport = {free_port()}\n'
               f'[[check]]\nid = "web-up"\ntype = "http"\nurl = "{peers["plain"]}/ok"\n')
     code, out, _ = await run_once(agent_toml(confdir, checks, canaries='canaries = ["gateway"]'), "--json")
     readings = {r["check"]: r for r in map(json.loads, out.splitlines())}

@@ -17,6 +17,8 @@ from slawatch.collectors.reading import Reading
 from slawatch.collectors.vantage import Vantage
 from slawatch.config import TcpCheck
 
+from .conftest import free_port
+
 
 def test_offsets_are_stable_and_spread_across_the_interval() -> None:
     offsets = [offset("probe", f"check-{i}", 60.0) for i in range(1200)]
@@ -144,9 +146,7 @@ async def test_every_check_runs_at_start_then_on_its_slot() -> None:
 
 
 async def test_while_all_canaries_are_down_other_readings_are_unknown() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)

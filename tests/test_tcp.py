@@ -14,6 +14,8 @@ from slawatch.collectors.tcp import collect
 from slawatch.collectors.vantage import Vantage
 from slawatch.config import TcpCheck
 
+from .conftest import free_port
+
 
 def check(port: int, **settings: Any) -> TcpCheck:
     settings.setdefault("timeout", 1.0)
@@ -91,9 +93,7 @@ async def test_banner_timeout(vantage: Vantage, silent: int) -> None:
 
 
 async def test_refused(vantage: Vantage) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     reading = await collect(check(port), vantage)
     assert (reading.status, reading.error) == (DOWN, f"connection refused by 127.0.0.1:{port}")
 
