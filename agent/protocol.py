@@ -40,11 +40,12 @@ _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 class Refused(Exception):
-    """A request the watchdog must refuse: `status` is the HTTP status, `reason` says why."""
+    """A request the watchdog must refuse: `status` is the HTTP status, `reason` says why and
+    `code` names the kind of refusal in a word (for counting)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, code: str = "invalid-body") -> None:
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.code = status, reason, code
 
 
 def new_batch_id() -> str:
@@ -98,24 +99,24 @@ def verify(headers: Mapping[str, str], path: str, body: bytes, keys: Mapping[str
     sent_text = headers.get(HEADER_SENT.lower(), "")
     signature_text = headers.get(HEADER_SIGNATURE.lower(), "")
     if not (agent and batch and sent_text and signature_text):
-        raise Refused(401, "missing Slawatch-Agent, -Batch, -Sent or -Signature header")
+        raise Refused(401, "missing Slawatch-Agent, -Batch, -Sent or -Signature header", "unsigned")
     if agent not in keys:
-        raise Refused(403, f"unknown agent {agent!r}: add it with its public key to watchdog.toml")
+        raise Refused(403, f"unknown agent {agent!r}: add it with its public key to watchdog.toml", "unknown-agent")
     if not _BATCH_ID.fullmatch(batch):
-        raise Refused(400, "malformed batch id")
+        raise Refused(400, "malformed batch id", "malformed-header")
     try:
         sent = parse_ts(sent_text)
         signature = base64.b64decode(signature_text, validate=True)
     except ValueError:
-        raise Refused(400, "malformed Slawatch-Sent or Slawatch-Signature header") from None
+        raise Refused(400, "malformed Slawatch-Sent or Slawatch-Signature header", "malformed-header") from None
     try:
         keys[agent].verify(signature, signed_message(agent, batch, sent_text, path, body))
     except InvalidSignature:
-        raise Refused(401, "bad signature: wrong key, or the body or headers were altered") from None
+        raise Refused(401, "bad signature: wrong key, or the body or headers were altered", "bad-signature") from None
     skew = abs(((now or dt.datetime.now(dt.timezone.utc)) - sent).total_seconds())
     if skew > max_skew_s:
         raise Refused(401, f"send time is {skew:.0f}s off the watchdog's clock (limit {max_skew_s:.0f}s): "
-                           "stale request or a wrong clock on the agent")
+                           "stale request or a wrong clock on the agent", "stale")
     return Envelope(agent, batch, sent)
 
 
@@ -132,8 +133,8 @@ def parse_batch(envelope: Envelope, body: bytes) -> Batch:
     """Parse an authenticated ingest body; raise Refused(400/422) naming the first problem."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused(400, "body is not JSON") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise Refused(400, "body is not JSON", "not-json") from None
     if not isinstance(data, dict) or set(data) != {"agent", "readings", "dropped"}:
         raise Refused(422, 'body must be an object with exactly "agent", "readings" and "dropped"')
     if data["agent"] != envelope.agent:

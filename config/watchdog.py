@@ -12,7 +12,10 @@ from typing import Any
 from .contract import Contract, load_contract
 from .document import Context, Document, Field, Invalid, Reported, os_reason, show
 from .errors import ConfigError, Problem
-from .values import identifier, list_of, one_of, path_value, public_key, raw_table, raw_tables, string, table, url
+from .values import (
+    duration, identifier, list_of, number, one_of, path_value, public_key, raw_table, raw_tables, size, string,
+    table, url,
+)
 
 MAX_SCRYPT_MEMORY = 256 * 1024 * 1024  # what verify_password lets scrypt use
 PASSWORD_HASH = re.compile(r"scrypt:\d+:\d+:\d+:[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
@@ -46,6 +49,11 @@ class WatchdogConfig:
     database: str
     contracts_dir: str
     public_url: str | None
+    readings_retention: float
+    history_retention: float
+    max_clock_skew: float
+    max_batch_size: int
+    agent_rate: float
     agents: tuple[AgentKey, ...]
     users: tuple[User, ...]
     contracts: tuple[Contract, ...]
@@ -98,6 +106,15 @@ WATCHDOG = [
     Field("database", path_value, help="SQLite database file"),
     Field("contracts", contracts_dir, help="directory of contract files; every *.toml in it is a contract"),
     Field("public_url", url(["http", "https"]), None, "the watchdog's address as users reach it (links in alerts)"),
+    Field("readings_retention", duration(86400), 35 * 86400.0,
+          "how long raw readings are kept (intervals, rollups and the evidence outlive them)"),
+    Field("history_retention", duration(86400), 400 * 86400.0,
+          "how long state intervals and latency/metric rollups are kept"),
+    Field("max_clock_skew", duration(1), 300.0,
+          "how far an agent's signed send time may be off the watchdog's clock"),
+    Field("max_batch_size", size(4096), 16 * 1024 * 1024, "largest ingest request body accepted (413 above)"),
+    Field("agent_rate", number(0.1), 50.0,
+          "requests per second each agent may send (bursts of 10 s worth; 429 above)"),
 ]
 AGENT = [
     Field("id", identifier, help="the agent's id, as in its agent.toml"),
@@ -140,6 +157,8 @@ def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] 
     return WatchdogConfig(
         file=doc.name, listen_host=head["listen"][0], listen_port=head["listen"][1],
         database=head["database"], contracts_dir=head["contracts"], public_url=head["public_url"],
+        readings_retention=head["readings_retention"], history_retention=head["history_retention"],
+        max_clock_skew=head["max_clock_skew"], max_batch_size=head["max_batch_size"], agent_rate=head["agent_rate"],
         agents=tuple(agents), users=tuple(users), contracts=tuple(contracts),
     )
 

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
 import getpass
+import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from slawatch.config import ConfigError, load_agent, load_watchdog
+from slawatch.agent.daemon import configure_logging
+from slawatch.agent.protocol import public_key_from_line
+from slawatch.config import ConfigError, WatchdogConfig, load_agent, load_watchdog
 from slawatch.config.cli import (
-    EXIT_CONFIG, EXIT_OK, add_commands, not_implemented, parser, run,
+    EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, not_implemented, parser, run,
 )
 
+from .evidence import export, import_readings, read_jsonl, verify_chain
 from .passwords import hash_password
+from .server import BlindSpot, blind_spots, serve
+from .store import Reader, Store, migrate
+
+log = logging.getLogger("slawatch.watchdog")
 
 DEFAULT_CONFIG = "/etc/slawatch/watchdog.toml"
 
@@ -38,12 +49,100 @@ def check(args: argparse.Namespace) -> int:
         raise ConfigError(problems + err.problems) from None
     if problems:
         raise ConfigError(problems)
+    spots = _blind_spots(config)
     services = sum(len(c.services) for c in config.contracts)
     objectives = sum(len(s.objectives) for c in config.contracts for s in c.services)
     print(f"OK {config.file}: {_n(len(config.agents), 'agent')}, {_n(len(config.users), 'user')}, "
           f"{_n(len(config.contracts), 'contract')}, {_n(services, 'service')}, "
           f"{_n(objectives, 'objective')}")
+    for spot in spots:
+        print(f"blind spot: contract {spot.contract}, service {spot.service}: check {spot.check} is reported by "
+              f"{_n(spot.agents, 'agent')}, quorum {spot.quorum} (per the agents' manifests in {config.database})")
     return EXIT_OK
+
+
+def _blind_spots(config: WatchdogConfig) -> list[BlindSpot]:
+    """Blind spots per the manifests stored so far; none to tell before the database exists."""
+    if not Path(config.database).exists():
+        return []
+    with Reader(config.database) as reader:
+        return blind_spots(config, {a.name: a for a in reader.agents()})
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The daemon: ingest, liveness, /metrics; exits 0 after SIGTERM."""
+    configure_logging()
+    config = load_watchdog(args.config)
+    migrate(config.database)
+    return asyncio.run(serve(args.config, config))
+
+
+def import_command(args: argparse.Namespace) -> int:
+    """Load readings from a JSON-lines file through the ingest path (signature aside)."""
+    config = load_watchdog(args.config)
+    path = Path(args.file)
+    try:
+        good, bad = read_jsonl(path)
+    except OSError as exc:
+        print(f"{path}: cannot read it: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    for line in bad[:50]:
+        print(f"{path}:{line.line}: {line.reason}", file=sys.stderr)
+    if len(bad) > 50:
+        print(f"{path}: ... and {len(bad) - 50} more bad lines", file=sys.stderr)
+    if bad and not args.skip_bad:
+        print(f"{path}: {_n(len(bad), 'bad line')}; nothing imported (fix them, or pass --skip-bad "
+              "to import the good lines)", file=sys.stderr)
+        return EXIT_CONFIG
+    store = Store(config.database)
+    try:
+        stored, duplicates = import_readings(store, path, good)
+    finally:
+        store.close()
+    skipped = f", {_n(len(bad), 'bad line')} skipped" if bad else ""
+    print(f"imported {_n(stored, 'reading')} from {path} ({duplicates} already stored{skipped})")
+    return EXIT_OK
+
+
+def evidence_command(args: argparse.Namespace) -> int:
+    config = load_watchdog(args.config)
+    if not Path(config.database).exists():
+        print(f"{config.database}: no database yet (start `slawatch-watchdog run` first)", file=sys.stderr)
+        return EXIT_FAILED
+    with Reader(config.database) as reader:
+        if args.action == "verify":
+            keys = {a.id: public_key_from_line(a.public_key) for a in config.agents}
+            checked, finding = verify_chain(reader, keys)
+            if finding is not None:
+                print(f"BAD batch {finding.batch} of agent {finding.agent} (evidence #{finding.evidence_id}): "
+                      f"{finding.reason}; {checked} batches before it verify", file=sys.stderr)
+                return EXIT_FAILED
+            head_id, head = reader.head()
+            print(f"OK {checked} batch{'' if checked == 1 else 'es'} verify; chain head #{head_id} {head.hex()}")
+            return EXIT_OK
+        if args.to_dir is None:
+            print("evidence export needs --to DIR", file=sys.stderr)
+            return EXIT_CONFIG
+        try:
+            start, end = _day(args.start, "--from"), _day(args.end, "--until")
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_CONFIG
+        count = export(reader, {a.id: a.public_key for a in config.agents}, start, end, Path(args.to_dir))
+        print(f"exported {count} batch{'' if count == 1 else 'es'} to {args.to_dir} (see its README.md to verify them)")
+        return EXIT_OK
+
+
+def _day(text: str | None, option: str) -> int:
+    if text is None:
+        return -2**62 if option == "--from" else 2**62
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{option}: expected a date or time like 2026-10-01, found {text!r}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return int(value.timestamp() * 1000)
 
 
 def _n(count: int, noun: str) -> str:
@@ -69,17 +168,25 @@ def hash_password_command(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = parser("slawatch-watchdog", "Keep the evidence, score the contracts, alert both parties.")
     commands = add_commands(p, {
-        "run": ("run the watchdog daemon", not_implemented("slawatch-watchdog run")),
+        "run": ("run the watchdog daemon", run_command),
         "check": ("validate watchdog.toml and every contract", check),
-        "import": ("load readings from a JSON-lines file", not_implemented("slawatch-watchdog import")),
+        "import": ("load readings from a JSON-lines file", import_command),
         "report": ("print a contract's figures for a period", not_implemented("slawatch-watchdog report")),
-        "evidence": ("verify or export the evidence chain", not_implemented("slawatch-watchdog evidence")),
+        "evidence": ("verify or export the evidence chain", evidence_command),
         "alerts": ("list or retry queued alerts", not_implemented("slawatch-watchdog alerts")),
         "hash-password": ("hash a user's password for watchdog.toml", hash_password_command),
     }, DEFAULT_CONFIG)
     commands["check"].add_argument("--agent-config", action="append", metavar="AGENT_TOML",
                                    help="an agent.toml whose checks contracts may use (repeatable); "
                                         "with it, unknown checks in contracts are errors")
+    commands["import"].add_argument("file", metavar="FILE.jsonl", help="readings, one JSON object per line")
+    commands["import"].add_argument("--skip-bad", action="store_true",
+                                    help="import the good lines even when some are bad")
+    commands["evidence"].add_argument("action", choices=["verify", "export"])
+    commands["evidence"].add_argument("--from", dest="start", metavar="DATE", help="export: first day (UTC)")
+    commands["evidence"].add_argument("--until", dest="end", metavar="DATE",
+                                      help="export: the day after the last (UTC)")
+    commands["evidence"].add_argument("--to", dest="to_dir", metavar="DIR", help="export: folder to write")
     return p
 
 

@@ -1,0 +1,451 @@
+"""`slawatch-watchdog run`: the ingest API, liveness of agents, /metrics, systemd integration."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from slawatch.agent import systemd
+from slawatch.agent.protocol import (
+    HEADER_SENT, HEADER_SIGNATURE, INGEST_PATH, MANIFEST_PATH, Envelope, Refused, parse_batch,
+    public_key_from_line, verify,
+)
+from slawatch.config import ConfigError, WatchdogConfig, load_watchdog
+
+from .ingest import RateLimiter, parse_manifest, rows
+from .store import AgentState, Conflict, Incoming, Reader, Store, Stored, now_ms
+from .writer import Writer
+
+log = logging.getLogger(__name__)
+
+LIVENESS_EVERY_S = 5.0
+PURGE_EVERY_S = 3600.0
+SILENT_AFTER_INTERVALS = 3
+DEFAULT_INTERVAL_S = 60.0        # for an agent that has not sent its manifest yet
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class BlindSpot:
+    """A contract check fewer agents report than the service's quorum asks for."""
+
+    contract: str
+    service: str
+    check: str
+    agents: int
+    quorum: int
+
+
+@dataclass
+class Settings:
+    """What a reload replaces at once."""
+
+    config: WatchdogConfig
+    keys: dict[str, Ed25519PublicKey]
+    limiter: RateLimiter
+
+    @classmethod
+    def of(cls, config: WatchdogConfig) -> Settings:
+        return cls(config, {a.id: public_key_from_line(a.public_key) for a in config.agents},
+                   RateLimiter(config.agent_rate))
+
+
+class Metrics:
+    """The watchdog's Prometheus metrics (a registry of its own, so tests can run several)."""
+
+    def __init__(self, watchdog: Watchdog) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.batches = Counter("slawatch_ingest_batches", "Batches accepted (resends included)", ["kind"],
+                               registry=self.registry)
+        self.readings = Counter("slawatch_ingest_readings", "Readings stored", registry=self.registry)
+        self.duplicates = Counter("slawatch_ingest_duplicate_readings",
+                                  "Readings received again and not stored twice", registry=self.registry)
+        self.refused = Counter("slawatch_ingest_refused", "Requests refused, by reason", ["reason"],
+                               registry=self.registry)
+        self.latency = Histogram("slawatch_ingest_batch_seconds", "Time from request to acknowledgement",
+                                 registry=self.registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.registry.register(_StateCollector(watchdog))
+
+
+class _StateCollector(Collector):
+    def __init__(self, watchdog: Watchdog) -> None:
+        self.watchdog = watchdog
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        w = self.watchdog
+        size = GaugeMetricFamily("slawatch_db_bytes", "Database file size, WAL included")
+        size.add_metric([], w.database_bytes())
+        yield size
+        silent = GaugeMetricFamily("slawatch_agents_silent", "Configured agents that stopped reporting")
+        silent.add_metric([], sum(1 for since in w.silent.values() if since is not None))
+        yield silent
+        seen = GaugeMetricFamily("slawatch_agent_last_seen_timestamp_seconds",
+                                 "When each agent's last batch was accepted", labels=["agent"])
+        for state in w.agents.values():
+            if state.last_seen is not None:
+                seen.add_metric([state.name], state.last_seen / 1000)
+        yield seen
+        blind = GaugeMetricFamily("slawatch_blind_spot_agents",
+                                  "Agents reporting a contract check that fewer agents than its quorum report",
+                                  labels=["contract", "service", "check", "quorum"])
+        for spot in w.blind_spots:
+            blind.add_metric([spot.contract, spot.service, spot.check, str(spot.quorum)], spot.agents)
+        yield blind
+
+
+WATCHDOG: web.AppKey[Watchdog] = web.AppKey("watchdog")
+
+
+class RateLimited(Refused):
+    def __init__(self, agent: str, wait_s: float) -> None:
+        super().__init__(429, f"agent {agent} sends too fast; retry in {wait_s:.1f}s", "rate-limited")
+        self.retry_after = max(1, round(wait_s + 0.5))
+
+
+@dataclass
+class Watchdog:
+    """The running watchdog: settings (replaced on reload), the writer, what it knows of agents."""
+
+    config_path: str
+    settings: Settings
+    writer: Writer | None = None
+    started_ms: int = field(default_factory=now_ms)
+    agents: dict[str, AgentState] = field(default_factory=dict)
+    silent: dict[str, int | None] = field(default_factory=dict)
+    blind_spots: list[BlindSpot] = field(default_factory=list)
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self)
+
+    @property
+    def config(self) -> WatchdogConfig:
+        return self.settings.config
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024)  # bodies are read by hand, up to max_batch_size
+        app[WATCHDOG] = self
+        app.router.add_post(INGEST_PATH, ingest)
+        app.router.add_post(MANIFEST_PATH, manifest)
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/metrics", metrics)
+        app.cleanup_ctx.append(_store_context)
+        app.cleanup_ctx.append(_background_context)
+        return app
+
+    # --- reload -------------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read watchdog.toml and the contracts; on any problem keep running the old ones."""
+        try:
+            config = load_watchdog(self.config_path)
+        except ConfigError as err:
+            for problem in err.problems:
+                log.error("event=reload-refused problem=%r", str(problem))
+            log.error("event=reload-refused action=keep-running-old-config problems=%d", len(err.problems))
+            return False
+        if config.database != self.config.database or (config.listen_host, config.listen_port) != (
+                self.config.listen_host, self.config.listen_port):
+            log.warning("event=reload-partial reason=%r", "database and listen take effect on restart only")
+        self.settings = Settings.of(config)
+        log.info("event=reloaded agents=%d contracts=%d", len(config.agents), len(config.contracts))
+        self.refresh_blind_spots(log_them=True)
+        return True
+
+    # --- what the watchdog knows of agents ------------------------------------------------------
+
+    def read_agents(self) -> None:
+        """Refresh `agents` from the database (reader connection; called off the event loop)."""
+        with Reader(self.config.database) as reader:
+            self.agents = {a.name: a for a in reader.agents()}
+
+    def refresh_blind_spots(self, log_them: bool = False) -> None:
+        before = set(self.blind_spots)
+        self.blind_spots = blind_spots(self.config, self.agents)
+        for spot in self.blind_spots:
+            if log_them or spot not in before:
+                log.warning("event=blind-spot contract=%s service=%s check=%s agents=%d quorum=%d",
+                            spot.contract, spot.service, spot.check, spot.agents, spot.quorum)
+
+    async def check_liveness(self) -> None:
+        """Mark agents silent after 3 x their shortest interval without a batch, and back again."""
+        await asyncio.to_thread(self.read_agents)
+        now = now_ms()
+        for agent in self.config.agents:
+            state = self.agents.get(agent.id)
+            limit_ms = SILENT_AFTER_INTERVALS * shortest_interval_s(state) * 1000
+            last = state.last_seen if state and state.last_seen is not None else self.started_ms
+            was = self.silent.get(agent.id, state.silent_since if state else None)
+            if now - last > limit_ms:
+                if was is None:
+                    since = int(last + limit_ms)
+                    self.silent[agent.id] = since
+                    log.warning("event=agent-silent agent=%s last_seen=%s", agent.id,
+                                _iso(state.last_seen) if state and state.last_seen else "never")
+                    if state is not None:
+                        await self._writer().call(partial(Store.set_silent, name=agent.id, since=since))
+                else:
+                    self.silent[agent.id] = was
+            else:
+                if was is not None:
+                    log.info("event=agent-back agent=%s silent_s=%.0f", agent.id, (now - was) / 1000)
+                    if state is not None:
+                        await self._writer().call(partial(Store.set_silent, name=agent.id, since=None))
+                self.silent[agent.id] = None
+        self.refresh_blind_spots()
+
+    def database_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(self.config.database + suffix)
+            except FileNotFoundError:
+                continue
+        return total
+
+    def _writer(self) -> Writer:
+        assert self.writer is not None, "the store is not open"
+        return self.writer
+
+
+def shortest_interval_s(state: AgentState | None) -> float:
+    if state is None or not state.manifest:
+        return DEFAULT_INTERVAL_S
+    intervals = [c["interval_s"] for c in state.manifest.get("checks", [])]
+    return float(min(intervals, default=DEFAULT_INTERVAL_S))
+
+
+def blind_spots(config: WatchdogConfig, agents: dict[str, AgentState]) -> list[BlindSpot]:
+    """Contract checks that no listed agent's manifest covers, or fewer agents than the quorum."""
+    covering: dict[str, int] = {}
+    for agent in config.agents:
+        state = agents.get(agent.id)
+        if state is None or not state.manifest:
+            continue
+        for check in {c["id"] for c in state.manifest.get("checks", [])}:
+            covering[check] = covering.get(check, 0) + 1
+    spots = []
+    for contract in config.contracts:
+        for service in contract.services:
+            for check in service.checks:
+                count = covering.get(check, 0)
+                if count < max(1, service.quorum):
+                    spots.append(BlindSpot(contract.id, service.id, check, count, service.quorum))
+    return spots
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+async def ingest(request: web.Request) -> web.Response:
+    return await _receive(request, "readings")
+
+
+async def manifest(request: web.Request) -> web.Response:
+    return await _receive(request, "manifest")
+
+
+async def _receive(request: web.Request, kind: str) -> web.Response:
+    watchdog = request.app[WATCHDOG]
+    started = time.perf_counter()
+    try:
+        stored = await _accept(request, watchdog, kind)
+    except Refused as refused:
+        watchdog.metrics.refused.labels(refused.code).inc()
+        log.info("event=ingest-refused status=%d code=%s agent=%r reason=%r", refused.status, refused.code,
+                 request.headers.get("Slawatch-Agent", "")[:64], refused.reason)
+        headers = {"Retry-After": str(refused.retry_after)} if isinstance(refused, RateLimited) else {}
+        return web.json_response({"error": refused.reason, "code": refused.code}, status=refused.status,
+                                 headers=headers)
+    watchdog.metrics.batches.labels(kind).inc()
+    if not stored.resend:
+        watchdog.metrics.readings.inc(stored.ack.get("stored", 0))
+        watchdog.metrics.duplicates.inc(stored.ack.get("duplicates", 0))
+    watchdog.metrics.latency.observe(time.perf_counter() - started)
+    return web.json_response(stored.ack | {"resend": stored.resend})
+
+
+async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored:
+    settings = watchdog.settings
+    body = await _read_body(request, settings.config.max_batch_size)
+    envelope = verify(request.headers, request.path, body, settings.keys,
+                      max_skew_s=settings.config.max_clock_skew)
+    wait = settings.limiter.allow(envelope.agent)
+    if wait:
+        raise RateLimited(envelope.agent, wait)
+    incoming = _incoming(request, envelope, body, kind, settings)
+    try:
+        stored = await watchdog._writer().submit(incoming)
+    except Conflict as conflict:
+        raise Refused(409, f"{conflict}: a resend must carry the same body", "conflict") from None
+    except Exception:
+        # already logged by the writer; the agent keeps the batch and retries
+        raise web.HTTPServiceUnavailable(text=json.dumps({"error": "the store failed; retry later",
+                                                          "code": "store-failed"}),
+                                         content_type="application/json") from None
+    if kind == "manifest" and not stored.resend:
+        await asyncio.to_thread(watchdog.read_agents)
+        watchdog.refresh_blind_spots()
+    return stored
+
+
+def _incoming(request: web.Request, envelope: Envelope, body: bytes, kind: str, settings: Settings) -> Incoming:
+    key = settings.keys[envelope.agent].public_bytes_raw()
+    signature = base64.b64decode(request.headers[HEADER_SIGNATURE])
+    common = dict(agent=envelope.agent, batch=envelope.batch, kind=kind, path=request.path,
+                  sent=request.headers[HEADER_SENT], body=body, signature=signature, public_key=key)
+    if kind == "manifest":
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise Refused(400, "body is not JSON", "not-json") from None
+        return Incoming(**common, manifest=parse_manifest(envelope.agent, data))  # type: ignore[arg-type]
+    batch = parse_batch(envelope, body)
+    latest = envelope.sent + dt.timedelta(seconds=settings.config.max_clock_skew)
+    for i, reading in enumerate(batch.readings):
+        if reading.ts > latest:
+            raise Refused(422, f"readings[{i}]: taken at {reading.ts.isoformat()}, after the batch was sent",
+                          "invalid-body")
+    return Incoming(**common, rows=rows(batch, body), dropped=batch.dropped)  # type: ignore[arg-type]
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise Refused(413, f"body of {request.content_length} bytes is over the limit of {limit}", "too-large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"body is over the limit of {limit} bytes", "too-large")
+        chunks.append(chunk)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    watchdog = request.app[WATCHDOG]
+    writer = watchdog.writer
+    alive = writer is not None and writer.alive()
+    return web.json_response({"status": "ok" if alive else "store writer stopped",
+                              "agents_silent": sorted(a for a, since in watchdog.silent.items() if since),
+                              "blind_spots": len(watchdog.blind_spots)}, status=200 if alive else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    watchdog = request.app[WATCHDOG]
+    body = await asyncio.to_thread(generate_latest, watchdog.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+async def _store_context(app: web.Application) -> AsyncIterator[None]:
+    watchdog = app[WATCHDOG]
+    watchdog.writer = await asyncio.to_thread(Writer, watchdog.config.database)
+    await asyncio.to_thread(watchdog.read_agents)
+    watchdog.refresh_blind_spots(log_them=True)
+    yield
+    writer, watchdog.writer = watchdog.writer, None
+    await asyncio.to_thread(writer.close)  # commits what is queued
+    log.info("event=store-closed")
+
+
+async def _background_context(app: web.Application) -> AsyncIterator[None]:
+    watchdog = app[WATCHDOG]
+    tasks = [asyncio.create_task(_every(LIVENESS_EVERY_S, watchdog.check_liveness), name="liveness"),
+             asyncio.create_task(_every(PURGE_EVERY_S, lambda: _purge(watchdog)), name="purge")]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _every(seconds: float, job: Any) -> None:
+    while True:
+        try:
+            await job()
+        except Exception:  # a failed round is logged and tried again next time
+            log.exception("event=background-job-failed job=%s", getattr(job, "__name__", job))
+        await asyncio.sleep(seconds)
+
+
+async def _purge(watchdog: Watchdog) -> None:
+    config, now = watchdog.config, now_ms()
+    readings_before = now - int(config.readings_retention * 1000)
+    history_before = now - int(config.history_retention * 1000)
+    total = 0
+    while True:
+        deleted = await watchdog._writer().call(lambda s: s.purge(readings_before, history_before))
+        total += deleted
+        if deleted == 0:
+            break
+        await asyncio.sleep(0.05)  # let batches in between slices
+    if total:
+        log.info("event=purged rows=%d", total)
+
+
+async def serve(config_path: str, config: WatchdogConfig) -> int:
+    watchdog = Watchdog(config_path, Settings.of(config))
+    runner = web.AppRunner(watchdog.app(), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                           access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.listen_host, config.listen_port)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("event=listen-failed address=%s:%d error=%s", config.listen_host, config.listen_port, exc)
+        await runner.cleanup()
+        return 1
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, watchdog.reload)
+    log.info("event=started listen=%s:%d database=%s agents=%d contracts=%d", config.listen_host,
+             config.listen_port, config.database, len(config.agents), len(config.contracts))
+    systemd.notify(f"READY=1\nSTATUS=listening on {config.listen_host}:{config.listen_port}")
+    pinger = asyncio.create_task(_ping_systemd(watchdog))
+    await stopping.wait()
+    log.info("event=stopping")
+    systemd.notify("STOPPING=1\nSTATUS=stopping: committing")
+    pinger.cancel()
+    await runner.cleanup()
+    log.info("event=stopped")
+    return 0
+
+
+async def _ping_systemd(watchdog: Watchdog) -> None:
+    interval = systemd.watchdog_interval()
+    while True:
+        await asyncio.sleep(interval or 30.0)
+        writer = watchdog.writer
+        if writer is not None and not writer.alive():
+            log.error("event=writer-dead action=stop-pinging-systemd")
+            return  # systemd's watchdog restarts a watchdog that can no longer store
+        if interval:
+            systemd.notify("WATCHDOG=1")
+        silent = sum(1 for since in watchdog.silent.values() if since)
+        systemd.notify(f"STATUS=agents {len(watchdog.config.agents)}, silent {silent}, "
+                       f"blind spots {len(watchdog.blind_spots)}")
