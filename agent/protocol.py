@@ -28,7 +28,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from slawatch.collectors.reading import Reading, format_ts, parse_ts
+from slawatch.collectors.reading import Fields, Reading, fields, format_ts, parse_ts
 
 VERSION = "slawatch/1"
 INGEST_PATH = "/api/v1/ingest"
@@ -131,6 +131,15 @@ class Batch:
 
 def parse_batch(envelope: Envelope, body: bytes) -> Batch:
     """Parse an authenticated ingest body; raise Refused(400/422) naming the first problem."""
+    items, dropped = parse_batch_fields(envelope, body)
+    return Batch(envelope.agent, tuple(Reading(agent=f[0], check=f[1], seq=f[2], ts=f[3], status=f[4],
+                                               interval_s=f[5], latency_ms=f[6], metrics=f[7], error=f[8])
+                                       for f in items), dropped)
+
+
+def parse_batch_fields(envelope: Envelope, body: bytes) -> tuple[list[Fields], tuple[tuple[int, int], ...]]:
+    """parse_batch without building Reading objects: each reading's checked fields (see
+    `reading.fields`) and the dropped ranges. The watchdog's ingest uses it directly."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -141,16 +150,17 @@ def parse_batch(envelope: Envelope, body: bytes) -> Batch:
         raise Refused(422, "body's agent differs from the signed Slawatch-Agent header")
     if not isinstance(data["readings"], list) or not isinstance(data["dropped"], list):
         raise Refused(422, '"readings" and "dropped" must be arrays')
-    readings = []
+    items = []
+    agent = envelope.agent
     for i, item in enumerate(data["readings"]):
         try:
-            reading = Reading.from_json(item)
+            checked = fields(item)
         except ValueError as exc:
             raise Refused(422, f"readings[{i}]: {exc}") from None
-        if reading.agent != envelope.agent:
-            raise Refused(422, f"readings[{i}]: agent {reading.agent!r} is not the sender")
-        readings.append(reading)
-    return Batch(envelope.agent, tuple(readings), tuple(_dropped(data["dropped"])))
+        if checked[0] != agent:
+            raise Refused(422, f"readings[{i}]: agent {checked[0]!r} is not the sender")
+        items.append(checked)
+    return items, tuple(_dropped(data["dropped"]))
 
 
 def _dropped(ranges: list[Any]) -> list[tuple[int, int]]:

@@ -68,25 +68,36 @@ class Reading:
     @classmethod
     def from_json(cls, data: Any) -> Reading:
         """Build a Reading from its JSON form; raise ValueError naming the first bad field."""
-        if not isinstance(data, dict):
-            raise ValueError("a reading must be a JSON object")
-        unknown = sorted(set(data) - set(FIELDS))
-        if unknown:
-            raise ValueError(f"unknown field {unknown[0]!r}")
-        missing = [f for f in ("agent", "check", "seq", "ts", "status", "interval_s") if f not in data]
-        if missing:
-            raise ValueError(f"missing field {missing[0]!r}")
-        return cls(
-            agent=_text(data, "agent"),
-            check=_text(data, "check"),
-            seq=_seq(data["seq"]),
-            ts=_ts(data["ts"]),
-            status=_status(data["status"]),
-            interval_s=_positive(data, "interval_s"),
-            latency_ms=_latency(data.get("latency_ms")),
-            metrics=_metrics(data.get("metrics", {})),
-            error=_error(data.get("error")),
-        )
+        agent, check, seq, ts, status, interval_s, latency_ms, metrics, error = fields(data)
+        return cls(agent=agent, check=check, seq=seq, ts=ts, status=status, interval_s=interval_s,
+                   latency_ms=latency_ms, metrics=metrics, error=error)
+
+
+Fields = tuple[str, str, int, dt.datetime, str, float, float | None, Metrics, str | None]
+_FIELDS = frozenset(FIELDS)
+_REQUIRED = ("agent", "check", "seq", "ts", "status", "interval_s")
+
+
+def fields(data: Any) -> Fields:
+    """A reading's JSON form checked field by field: (agent, check, seq, ts, status, interval_s,
+    latency_ms, metrics, error). Raise ValueError naming the first bad field.
+
+    The one validation of readings, for Reading.from_json and for the watchdog's ingest, which
+    skips building Reading objects (it runs per reading at 10^5/s).
+    """
+    if not isinstance(data, dict):
+        raise ValueError("a reading must be a JSON object")
+    if not data.keys() <= _FIELDS:
+        raise ValueError(f"unknown field {sorted(data.keys() - _FIELDS)[0]!r}")
+    if len(data) < 6 or not all(f in data for f in _REQUIRED):
+        raise ValueError(f"missing field {next(f for f in _REQUIRED if f not in data)!r}")
+    latency = data.get("latency_ms")
+    metrics = data.get("metrics", {})
+    error = data.get("error")
+    return (_text(data, "agent"), _text(data, "check"), _seq(data["seq"]), _ts(data["ts"]),
+            _status(data["status"]), _positive(data, "interval_s"),
+            None if latency is None else _latency(latency), _metrics(metrics),
+            None if error is None else _error(error))
 
 
 def _number(value: float | int) -> float | int:
@@ -118,7 +129,7 @@ def _ts(value: Any) -> dt.datetime:
 
 
 def _status(value: Any) -> str:
-    if value not in STATUSES:
+    if value.__class__ is not str or value not in STATUSES:
         raise ValueError(f"'status' must be one of {', '.join(STATUSES)}, not {value!r}")
     return str(value)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slawatch.agent.protocol import Batch, Refused
+from slawatch.agent.protocol import Envelope, Refused, parse_batch_fields
 from slawatch.collectors.reading import Reading
 
 from .store import Row
@@ -29,17 +29,31 @@ def to_row(reading: Reading) -> Row:
                reading.latency_ms, reading.metrics, reading.error)
 
 
-def rows(batch: Batch | Iterable[Reading], body: bytes | None = None) -> list[Row]:
-    """The store's rows of a parsed batch; text that SQLite cannot hold (lone surrogates) is refused."""
-    readings = list(batch.readings if isinstance(batch, Batch) else batch)
-    if body is None or b"\\u" in body:  # only JSON escapes can smuggle in a lone surrogate
-        for i, reading in enumerate(readings):
-            try:
-                for text in (reading.check, reading.error or "", *reading.metrics):
-                    text.encode()
-            except UnicodeEncodeError:
-                raise Refused(422, f"readings[{i}]: text is not valid Unicode (lone surrogate)") from None
-    return [to_row(reading) for reading in readings]
+def rows(readings: Iterable[Reading]) -> list[Row]:
+    """The store's rows of readings (imports, tests); text SQLite cannot hold is refused."""
+    made = [to_row(reading) for reading in readings]
+    _check_text(made)
+    return made
+
+
+def rows_of_body(envelope: Envelope, body: bytes) -> tuple[list[Row], tuple[tuple[int, int], ...]]:
+    """An authenticated ingest body as the store's rows and dropped ranges; raise Refused."""
+    items, dropped = parse_batch_fields(envelope, body)
+    made = [Row(f[2], f[1], (f[3] - EPOCH) // MS, f[4], f[5], f[6], f[7], f[8]) for f in items]
+    if len({row.seq for row in made}) != len(made):
+        raise Refused(422, "a batch holds the same seq twice")
+    if b"\\u" in body:  # only JSON escapes can smuggle in a lone surrogate
+        _check_text(made)
+    return made, dropped
+
+
+def _check_text(made: list[Row]) -> None:
+    for i, row in enumerate(made):
+        try:
+            for text in (row.check, row.error or "", *row.metrics):
+                text.encode()
+        except UnicodeEncodeError:
+            raise Refused(422, f"readings[{i}]: text is not valid Unicode (lone surrogate)") from None
 
 
 def parse_manifest(agent: str, data: Any) -> dict[str, Any]:

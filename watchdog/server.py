@@ -23,12 +23,12 @@ from prometheus_client.registry import Collector
 
 from slawatch.agent import systemd
 from slawatch.agent.protocol import (
-    HEADER_SENT, HEADER_SIGNATURE, INGEST_PATH, MANIFEST_PATH, Envelope, Refused, parse_batch,
+    HEADER_SENT, HEADER_SIGNATURE, INGEST_PATH, MANIFEST_PATH, Envelope, Refused,
     public_key_from_line, verify,
 )
 from slawatch.config import ConfigError, WatchdogConfig, load_watchdog
 
-from .ingest import RateLimiter, parse_manifest, rows
+from .ingest import RateLimiter, parse_manifest, rows_of_body, ts_ms
 from .store import AgentState, Conflict, Incoming, Reader, Store, Stored, now_ms
 from .writer import Writer
 
@@ -320,13 +320,13 @@ def _incoming(request: web.Request, envelope: Envelope, body: bytes, kind: str, 
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise Refused(400, "body is not JSON", "not-json") from None
         return Incoming(**common, manifest=parse_manifest(envelope.agent, data))  # type: ignore[arg-type]
-    batch = parse_batch(envelope, body)
-    latest = envelope.sent + dt.timedelta(seconds=settings.config.max_clock_skew)
-    for i, reading in enumerate(batch.readings):
-        if reading.ts > latest:
-            raise Refused(422, f"readings[{i}]: taken at {reading.ts.isoformat()}, after the batch was sent",
+    made, dropped = rows_of_body(envelope, body)
+    latest = ts_ms(envelope.sent) + int(settings.config.max_clock_skew * 1000)
+    for i, row in enumerate(made):
+        if row.ts > latest:
+            raise Refused(422, f"readings[{i}]: taken after the batch was sent ({row.ts} > {latest} ms)",
                           "invalid-body")
-    return Incoming(**common, rows=rows(batch, body), dropped=batch.dropped)  # type: ignore[arg-type]
+    return Incoming(**common, rows=made, dropped=dropped)  # type: ignore[arg-type]
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

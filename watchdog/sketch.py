@@ -4,34 +4,36 @@ A value `v > 0` falls in bucket `i = ceil(log(v) / log(GAMMA))`, which spans
 `(GAMMA^(i-1), GAMMA^i]`; answering `2 × GAMMA^i / (GAMMA + 1)` for it is off by at most
 `ALPHA` relative to any value in the bucket. Zero gets a bucket of its own. Histograms merge by
 adding counts, so a month is the sum of its 15-minute rollups.
+
+Stored packed: varints of (index delta, count) pairs, ~2 bytes a bucket in use.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from fractions import Fraction
 
 ALPHA = 0.009                      # ≤ 0.9 % relative error: inside DESIGN.md's 1 %, with margin
 GAMMA = (1 + ALPHA) / (1 - ALPHA)
 _LOG_GAMMA = math.log(GAMMA)
-ZERO = "z"
+ZERO = -(2**20)                     # the bucket of 0 ms, below every real one (1e-9 ms is -1,150)
 
-Histogram = dict[str, int]
+Histogram = dict[int, int]
 
 
-def bucket(value: float) -> str:
+def bucket(value: float) -> int:
     """The bucket key of a latency (milliseconds, ≥ 0)."""
     if value <= 0:
         return ZERO
-    return str(math.ceil(math.log(value) / _LOG_GAMMA))
+    return math.ceil(math.log(value) / _LOG_GAMMA)
 
 
-def representative(key: str) -> float:
+def representative(key: int) -> float:
     """The value a bucket answers with."""
     if key == ZERO:
         return 0.0
-    return 2 * GAMMA ** int(key) / (GAMMA + 1)
+    return 2 * GAMMA ** key / (GAMMA + 1)
 
 
 def add(histogram: Histogram, value: float) -> None:
@@ -39,7 +41,7 @@ def add(histogram: Histogram, value: float) -> None:
     histogram[key] = histogram.get(key, 0) + 1
 
 
-def merge(histograms: Iterable[Mapping[str, int]]) -> Histogram:
+def merge(histograms: Iterable[Mapping[int, int]]) -> Histogram:
     total: Histogram = {}
     for histogram in histograms:
         for key, count in histogram.items():
@@ -47,24 +49,57 @@ def merge(histograms: Iterable[Mapping[str, int]]) -> Histogram:
     return total
 
 
-def percentile(histogram: Mapping[str, int], p: float) -> float | None:
+def percentile(histogram: Mapping[int, int], p: float) -> float | None:
     """The nearest-rank `p`-th percentile (0 < p ≤ 100), or None for an empty histogram."""
     count = sum(histogram.values())
     if count == 0:
         return None
-    rank = max(1, math.ceil(p / 100 * count))
+    # exact arithmetic: in floats 7 / 100 × 100 is 7.000000000000001, one rank too far
+    rank = max(1, math.ceil(Fraction(repr(p)) * count / 100))
     seen = 0
-    for key in sorted(histogram, key=lambda k: -math.inf if k == ZERO else int(k)):
+    for key in sorted(histogram):
         seen += histogram[key]
         if seen >= rank:
             return representative(key)
     raise AssertionError("rank beyond the histogram's count")
 
 
-def dumps(histogram: Mapping[str, int]) -> str:
-    return json.dumps(histogram, separators=(",", ":"), sort_keys=True)
+def pack(histogram: Mapping[int, int]) -> bytes:
+    """Varints of (zigzag index delta, count) pairs, in index order."""
+    out = bytearray()
+    previous = 0
+    for key in sorted(histogram):
+        delta, previous = key - previous, key
+        _varint(out, delta * 2 if delta >= 0 else -delta * 2 - 1)
+        _varint(out, histogram[key])
+    return bytes(out)
 
 
-def loads(text: str) -> Histogram:
-    value = json.loads(text)
-    return {str(k): int(v) for k, v in value.items()}
+def unpack(data: bytes) -> Histogram:
+    histogram: Histogram = {}
+    numbers = _varints(data)
+    key = 0
+    for zigzag, count in zip(numbers, numbers):
+        key += zigzag // 2 if zigzag % 2 == 0 else -(zigzag + 1) // 2
+        histogram[key] = count
+    return histogram
+
+
+def _varint(out: bytearray, number: int) -> None:
+    while number >= 0x80:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+
+
+def _varints(data: bytes) -> Iterator[int]:
+    number = shift = 0
+    for byte in data:
+        number |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+        else:
+            yield number
+            number = shift = 0
+    if shift:
+        raise ValueError("truncated histogram")

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -81,9 +81,9 @@ CREATE TABLE readings (
     status TEXT NOT NULL,
     interval_s REAL NOT NULL,
     latency_ms REAL,
-    metrics TEXT,
     error TEXT,
-    evidence_id INTEGER NOT NULL,
+    evidence_id INTEGER NOT NULL, -- the batch that brought it; its metrics are in that body only
+
     PRIMARY KEY (agent_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX readings_by_series ON readings (series_id, ts);
@@ -95,17 +95,12 @@ CREATE TABLE intervals (
     last_ts INTEGER NOT NULL,     -- the newest reading folded into this run
     PRIMARY KEY (series_id, start)
 ) WITHOUT ROWID;
-CREATE TABLE latency_rollups (
+CREATE TABLE rollups (
     series_id INTEGER NOT NULL,
     bucket INTEGER NOT NULL,      -- start of the 15-minute bucket
-    count INTEGER NOT NULL,
-    histogram TEXT NOT NULL,      -- sketch.py: log buckets, <= 0.9 % relative error
-    PRIMARY KEY (series_id, bucket)
-) WITHOUT ROWID;
-CREATE TABLE metric_rollups (
-    series_id INTEGER NOT NULL,
-    bucket INTEGER NOT NULL,
-    stats TEXT NOT NULL,          -- {"metric": [count, min, max, sum], ...}
+    latency_count INTEGER NOT NULL,
+    histogram BLOB NOT NULL,      -- latency of up readings, sketch.pack: log buckets, <= 0.9 % relative error
+    stats TEXT NOT NULL,          -- metrics: {"name": [count, min, max, sum], ...}
     PRIMARY KEY (series_id, bucket)
 ) WITHOUT ROWID;
 CREATE TABLE dropped (
@@ -123,9 +118,14 @@ class Conflict(Exception):
     """A batch id already stored with another body (HTTP 409)."""
 
 
-@dataclass(frozen=True)
-class Row:
-    """One reading ready for the store."""
+class _BatchFailed(Exception):
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
+
+
+class Row(NamedTuple):
+    """One reading ready for the store (ts in ms)."""
 
     seq: int
     check: str
@@ -197,6 +197,30 @@ class EvidenceRow:
     hash: bytes
 
 
+_canonical = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False).encode
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@dataclass
+class _Writes:
+    """A group's changes to intervals and rollups, written with one statement per table."""
+
+    intervals: dict[tuple[int, int], tuple[int, int, int, str, int]] = field(default_factory=dict)
+    removed: list[tuple[int, int]] = field(default_factory=list)
+    rollups: dict[tuple[int, int], _Bucket] = field(default_factory=dict)
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self.removed:
+            conn.executemany("DELETE FROM intervals WHERE series_id = ? AND start = ?", self.removed)
+        conn.executemany("INSERT OR REPLACE INTO intervals VALUES (?, ?, ?, ?, ?)", self.intervals.values())
+        conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?, ?, ?, ?, ?)",
+                         [(b.series_id, b.bucket, b.count, sketch.pack(b.histogram), _compact(b.stats))
+                          for b in self.rollups.values()])
+        self.removed.clear()
+        self.intervals.clear()
+        self.rollups.clear()
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -265,7 +289,7 @@ class _Bucket:
     series_id: int
     bucket: int
     count: int = 0
-    histogram: dict[str, int] = field(default_factory=dict)
+    histogram: dict[int, int] = field(default_factory=dict)
     stats: dict[str, list[float | int]] = field(default_factory=dict)
 
 
@@ -284,9 +308,10 @@ class Store:
         self._agents: dict[str, int] = {}
         self._series: dict[tuple[int, str], int] = {}
         self._tails: dict[int, Run | None] = {}
-        self._latency: dict[int, _Bucket] = {}
-        self._metrics: dict[int, _Bucket] = {}
+        self._rollups: dict[int, _Bucket] = {}  # each series' newest rollup bucket
+        self._newest: dict[int, int] = {}  # the newest rollup bucket stored, per series
         self.late_beyond_retention = 0  # late readings whose neighbours were purged: intervals untouched
+        self._late_in_group = 0
 
     def close(self) -> None:
         self.conn.close()
@@ -294,46 +319,66 @@ class Store:
     # --- writing ------------------------------------------------------------------------------
 
     def store(self, batches: Sequence[Incoming]) -> list[Stored | Exception]:
-        """Store a group of batches in one transaction; a batch that fails leaves no trace."""
+        """Store a group of batches in one transaction, intervals and rollups included.
+
+        A batch that fails leaves no trace: the group is stored again without it (the group's
+        interval and rollup changes are gathered in memory and written once, at the end).
+        """
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        results: list[Stored | Exception] = []
-        try:
-            self._check_foreign_writes()
-            head = self._head()
-            for number, batch in enumerate(batches):
-                conn.execute(f"SAVEPOINT b{number}")
-                try:
-                    stored, head = self._store_one(batch, head)
-                except Exception as exc:  # this batch only: the others of the group go on
-                    conn.execute(f"ROLLBACK TO b{number}")
-                    conn.execute(f"RELEASE b{number}")
-                    self._forget()
-                    head = self._head()
-                    if not isinstance(exc, Conflict):
-                        log.exception("event=store-batch-failed agent=%s batch=%s", batch.agent, batch.batch)
-                    results.append(exc)
-                    continue
-                conn.execute(f"RELEASE b{number}")
-                results.append(stored)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
+        failed: dict[int, Exception] = {}
+        while True:
+            self._late_in_group = 0
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_foreign_writes()
+                results = self._store_group(batches, failed)
+                conn.execute("COMMIT")
+                self.late_beyond_retention += self._late_in_group
+            except _BatchFailed as bad:
                 conn.execute("ROLLBACK")
-            self._forget()
-            raise
-        self._data_version = self._read_data_version()
+                self._forget()
+                batch = batches[bad.index]
+                log.error("event=store-batch-failed agent=%s batch=%s error=%r", batch.agent, batch.batch,
+                          str(bad.error))
+                failed[bad.index] = bad.error
+                continue
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._forget()
+                raise
+            # No data_version read here: another writer may commit right after us. Our own commits never
+            # change it, so the value _check_foreign_writes read inside the transaction stays right.
+            return results
+
+    def _store_group(self, batches: Sequence[Incoming], failed: dict[int, Exception]) -> list[Stored | Exception]:
+        head = self._head()
+        writes = _Writes()
+        results: list[Stored | Exception] = []
+        for number, batch in enumerate(batches):
+            if number in failed:
+                results.append(failed[number])
+                continue
+            try:
+                stored, head = self._store_one(batch, head, writes)
+            except Conflict as conflict:  # found before anything of the batch was written
+                results.append(conflict)
+                continue
+            except Exception as exc:
+                raise _BatchFailed(number, exc) from exc
+            results.append(stored)
+        writes.flush(self.conn)
         return results
 
-    def _store_one(self, batch: Incoming, head: bytes) -> tuple[Stored, bytes]:
+    def _store_one(self, batch: Incoming, head: bytes, writes: _Writes) -> tuple[Stored, bytes]:
         conn = self.conn
-        agent_id = self._agent_id(batch.agent, batch.received_at)
-        existing = conn.execute("SELECT body_sha256, ack FROM evidence WHERE agent_id = ? AND batch = ?",
-                                (agent_id, batch.batch)).fetchone()
+        existing = conn.execute("SELECT e.body_sha256, e.ack FROM evidence e JOIN agents a ON a.id = e.agent_id "
+                                "WHERE a.name = ? AND e.batch = ?", (batch.agent, batch.batch)).fetchone()
         if existing is not None:
             if existing[0] != batch.body_sha256:
                 raise Conflict(f"batch {batch.batch} was already stored with another body")
             return Stored(json.loads(existing[1]), resend=True), head
+        agent_id = self._agent_id(batch.agent, batch.received_at)
         rows = self._new_rows(agent_id, batch.rows)
         digest = chain_hash(head, batch.body_sha256, batch.signature)
         evidence_id = (conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM evidence").fetchone()[0])
@@ -347,7 +392,7 @@ class Store:
              zlib.compress(batch.body, 1), batch.body_sha256, batch.signature, batch.public_key, digest,
              json.dumps(ack, separators=(",", ":"))))
         if rows:
-            self._insert_readings(agent_id, evidence_id, rows)
+            self._insert_readings(agent_id, evidence_id, rows, writes)
         if batch.dropped:
             conn.executemany("INSERT OR IGNORE INTO dropped VALUES (?, ?, ?, ?)",
                              [(agent_id, first, last, evidence_id) for first, last in batch.dropped])
@@ -366,51 +411,64 @@ class Store:
             (agent_id, min(seqs), max(seqs)))}
         return [row for row in rows if row.seq not in known]
 
-    def _insert_readings(self, agent_id: int, evidence_id: int, rows: list[Row]) -> None:
+    def _insert_readings(self, agent_id: int, evidence_id: int, rows: list[Row], writes: _Writes) -> None:
         by_series: dict[int, list[Row]] = {}
         values = []
+        series_of = self._series_id
         for row in rows:
-            series_id = self._series_id(agent_id, row.check)
+            series_id = series_of(agent_id, row.check)
             by_series.setdefault(series_id, []).append(row)
             values.append((agent_id, row.seq, series_id, row.ts, row.status, row.interval_s, row.latency_ms,
-                           canonical_json(row.metrics).decode() if row.metrics else None, row.error,
-                           evidence_id))
-        self.conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                           row.error, evidence_id))
+        self.conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
         for series_id, series_rows in by_series.items():
-            series_rows.sort(key=lambda r: (r.ts, r.seq))
-            self._fold(series_id, series_rows)
-            self._roll_up(series_id, series_rows)
+            if len(series_rows) > 1:
+                series_rows.sort(key=lambda r: (r.ts, r.seq))
+            self._fold(series_id, series_rows, writes)
+            self._roll_up(series_id, series_rows, writes)
 
     # --- intervals ----------------------------------------------------------------------------
 
-    def _fold(self, series_id: int, rows: list[Row]) -> None:
+    def _fold(self, series_id: int, rows: list[Row], writes: _Writes) -> None:
         tail = self._tail(series_id)
         if tail is not None and rows[0].ts <= tail.last_ts:
-            self._rebuild(series_id, rows[0].ts)
-            return
-        self._write_fold(series_id, tail, ((r.ts, r.status, hold_ms(r.interval_s)) for r in rows))
+            rows = self._within_retention(series_id, rows, tail.last_ts)
+            if rows and rows[0].ts <= tail.last_ts:
+                self._rebuild(series_id, rows[0].ts, writes)
+                return
+        if rows:
+            self._write_fold(series_id, tail, [(r.ts, r.status, hold_ms(r.interval_s)) for r in rows], writes)
 
-    def _write_fold(self, series_id: int, tail: Run | None, readings: Any) -> None:
+    def _within_retention(self, series_id: int, rows: list[Row], last_ts: int) -> list[Row]:
+        """The rows that can be folded: late ones older than the purge are left out of the intervals."""
+        purged = self._meta_int("readings_purged_before")
+        if purged is None:
+            return rows
+        kept = [row for row in rows if row.ts >= purged or row.ts > last_ts]
+        if len(kept) < len(rows):
+            # The readings that shaped the runs around them are gone: refolding would lose those runs.
+            self._late_in_group += len(rows) - len(kept)
+            log.warning("event=late-reading-beyond-retention series=%d readings=%d", series_id, len(rows) - len(kept))
+        return kept
+
+    def _write_fold(self, series_id: int, tail: Run | None, readings: Any, writes: _Writes) -> None:
         result = fold(tail, readings)
-        if result.removed:
-            self.conn.executemany("DELETE FROM intervals WHERE series_id = ? AND start = ?",
-                                  [(series_id, start) for start in result.removed])
-        self.conn.executemany("INSERT OR REPLACE INTO intervals VALUES (?, ?, ?, ?, ?)",
-                              [(series_id, r.start, r.end, r.status, r.last_ts) for r in result.written])
+        for start in result.removed:
+            writes.removed.append((series_id, start))
+        for run in result.written:
+            writes.intervals[(series_id, run.start)] = (series_id, run.start, run.end, run.status, run.last_ts)
         self._tails[series_id] = result.tail
 
-    def _rebuild(self, series_id: int, since: int) -> None:
+    def _rebuild(self, series_id: int, since: int, writes: _Writes) -> None:
         """A late reading: refold the series from the reading before it, out of the raw readings."""
         conn = self.conn
-        previous = conn.execute("SELECT MAX(ts) FROM readings WHERE series_id = ? AND ts < ?",
-                                (series_id, since)).fetchone()[0]
+        writes.flush(conn)  # the database must hold the group's runs so far before they are refolded
+        purged = self._meta_int("readings_purged_before")  # `since` is not older (see _within_retention)
+        # A late reading stored from before the purge is no anchor: the runs after it came from readings
+        # that are gone.
+        previous = conn.execute("SELECT MAX(ts) FROM readings WHERE series_id = ? AND ts < ? AND ts >= ?",
+                                (series_id, since, -2**62 if purged is None else purged)).fetchone()[0]
         anchor = since if previous is None else previous
-        purged = self._meta_int("readings_purged_before")
-        if purged is not None and anchor < purged:
-            # The readings that shaped the runs after `anchor` are gone: refolding would lose them.
-            self.late_beyond_retention += 1
-            log.warning("event=late-reading-beyond-retention series=%d ts=%d", series_id, since)
-            return
         conn.execute("DELETE FROM intervals WHERE series_id = ? AND start >= ?", (series_id, anchor))
         last = conn.execute("SELECT start, end, status, last_ts FROM intervals WHERE series_id = ? "
                             "ORDER BY start DESC LIMIT 1", (series_id,)).fetchone()
@@ -418,8 +476,9 @@ class Store:
         if tail is not None and tail.end > anchor:
             tail.end, tail.last_ts = anchor, min(tail.last_ts, anchor)
         replay = conn.execute("SELECT ts, status, interval_s FROM readings WHERE series_id = ? AND ts >= ? "
-                              "ORDER BY ts, seq", (series_id, anchor))
-        self._write_fold(series_id, tail, ((ts, status, hold_ms(interval)) for ts, status, interval in replay))
+                              "ORDER BY ts, seq", (series_id, anchor)).fetchall()
+        self._write_fold(series_id, tail, [(ts, status, hold_ms(interval)) for ts, status, interval in replay],
+                         writes)
 
     def _tail(self, series_id: int) -> Run | None:
         if series_id not in self._tails:
@@ -430,55 +489,53 @@ class Store:
 
     # --- rollups ------------------------------------------------------------------------------
 
-    def _roll_up(self, series_id: int, rows: list[Row]) -> None:
-        touched_latency: dict[int, _Bucket] = {}
-        touched_metrics: dict[int, _Bucket] = {}
+    def _roll_up(self, series_id: int, rows: list[Row], writes: _Writes) -> None:
         for row in rows:
-            bucket = row.ts - row.ts % BUCKET_MS
-            if row.status == "up" and row.latency_ms is not None:
-                latency = self._bucket(self._latency, series_id, bucket, "latency")
-                latency.count += 1
-                sketch.add(latency.histogram, row.latency_ms)
-                touched_latency[bucket] = latency
-            if row.metrics:
-                metrics = self._bucket(self._metrics, series_id, bucket, "metrics")
-                for name, value in row.metrics.items():
-                    stat = metrics.stats.get(name)
-                    if stat is None:
-                        metrics.stats[name] = [1, value, value, value]
-                    else:
-                        stat[0] += 1
-                        stat[1] = min(stat[1], value)
-                        stat[2] = max(stat[2], value)
-                        stat[3] += value
-                touched_metrics[bucket] = metrics
-        if touched_latency:
-            self.conn.executemany("INSERT OR REPLACE INTO latency_rollups VALUES (?, ?, ?, ?)",
-                                  [(series_id, b.bucket, b.count, sketch.dumps(b.histogram))
-                                   for b in touched_latency.values()])
-        if touched_metrics:
-            self.conn.executemany("INSERT OR REPLACE INTO metric_rollups VALUES (?, ?, ?)",
-                                  [(series_id, b.bucket, json.dumps(b.stats, separators=(",", ":")))
-                                   for b in touched_metrics.values()])
+            timed = row.status == "up" and row.latency_ms is not None
+            if not (timed or row.metrics):
+                continue
+            bucket = self._bucket(series_id, row.ts - row.ts % BUCKET_MS, writes)
+            if timed:
+                bucket.count += 1
+                sketch.add(bucket.histogram, row.latency_ms)  # type: ignore[arg-type]
+            stats = bucket.stats
+            for name, value in row.metrics.items():
+                stat = stats.get(name)
+                if stat is None:
+                    stats[name] = [1, value, value, value]
+                else:
+                    stat[0] += 1
+                    if value < stat[1]:
+                        stat[1] = value
+                    if value > stat[2]:
+                        stat[2] = value
+                    stat[3] += value
 
-    def _bucket(self, cache: dict[int, _Bucket], series_id: int, bucket: int, kind: str) -> _Bucket:
-        """The rollup bucket, from the cache (the series' newest bucket) or the database."""
-        cached = cache.get(series_id)
+    def _bucket(self, series_id: int, bucket: int, writes: _Writes) -> _Bucket:
+        """The rollup bucket: the group's, the series' newest (cached), a new one, or the stored one."""
+        cached = self._rollups.get(series_id)
         if cached is not None and cached.bucket == bucket:
+            writes.rollups[(series_id, bucket)] = cached
             return cached
+        found = writes.rollups.get((series_id, bucket))
+        if found is not None:
+            return found
+        newest = self._newest.get(series_id)
+        if newest is None:
+            newest = self.conn.execute("SELECT COALESCE(MAX(bucket), -1) FROM rollups WHERE series_id = ?",
+                                       (series_id,)).fetchone()[0]
         found = _Bucket(series_id, bucket)
-        if kind == "latency":
-            row = self.conn.execute("SELECT count, histogram FROM latency_rollups WHERE series_id = ? AND bucket = ?",
-                                    (series_id, bucket)).fetchone()
-            if row is not None:
-                found.count, found.histogram = row[0], sketch.loads(row[1])
+        if bucket > newest:
+            self._newest[series_id] = bucket  # later than anything stored: a fresh bucket
         else:
-            row = self.conn.execute("SELECT stats FROM metric_rollups WHERE series_id = ? AND bucket = ?",
-                                    (series_id, bucket)).fetchone()
+            self._newest[series_id] = newest
+            row = self.conn.execute("SELECT latency_count, histogram, stats FROM rollups WHERE series_id = ? "
+                                    "AND bucket = ?", (series_id, bucket)).fetchone()
             if row is not None:
-                found.stats = json.loads(row[0])
+                found.count, found.histogram, found.stats = row[0], sketch.unpack(row[1]), json.loads(row[2])
         if cached is None or bucket >= cached.bucket:
-            cache[series_id] = found
+            self._rollups[series_id] = found
+        writes.rollups[(series_id, bucket)] = found
         return found
 
     # --- agents, series, bookkeeping ----------------------------------------------------------
@@ -537,19 +594,20 @@ class Store:
         """Delete raw readings and history past retention, a bounded slice at a time; return rows deleted."""
         deleted = 0
         with self._transaction():
+            # Set first, and even for a slice cut short: readings before it may be gone from now on, so
+            # late readings before it must leave intervals alone. It never moves back.
+            purged = self._meta_int("readings_purged_before")
+            self._set_meta("readings_purged_before", readings_before if purged is None else max(purged, readings_before))
             for (series_id,) in self.conn.execute("SELECT id FROM series").fetchall():
                 deleted += self.conn.execute(
                     "DELETE FROM readings WHERE series_id = ? AND ts < ? AND seq IN (SELECT seq FROM readings "
                     "WHERE series_id = ? AND ts < ? LIMIT ?)",
                     (series_id, readings_before, series_id, readings_before, limit)).rowcount
-                for table, column in (("intervals", "end"), ("latency_rollups", "bucket"),
-                                      ("metric_rollups", "bucket")):
+                for table, column in (("intervals", "end"), ("rollups", "bucket")):
                     deleted += self.conn.execute(f"DELETE FROM {table} WHERE series_id = ? AND {column} < ?",
                                                  (series_id, history_before)).rowcount
                 if deleted >= limit:
                     break
-            else:
-                self._set_meta("readings_purged_before", readings_before)
         return deleted
 
     def _transaction(self) -> Any:
@@ -562,8 +620,7 @@ class Store:
 
             def __exit__(self, kind: Any, *rest: Any) -> None:
                 if kind is None:
-                    store.conn.execute("COMMIT")
-                    store._data_version = store._read_data_version()
+                    store.conn.execute("COMMIT")  # data_version: read inside the transaction only, see store()
                 else:
                     store.conn.execute("ROLLBACK")
                     store._forget()
@@ -595,8 +652,8 @@ class Store:
         self._agents.clear()
         self._series.clear()
         self._tails.clear()
-        self._latency.clear()
-        self._metrics.clear()
+        self._rollups.clear()
+        self._newest.clear()
 
 
 class Reader:
@@ -631,24 +688,37 @@ class Reader:
         return [Run(*row) for row in rows]
 
     def readings(self, agent: str | None = None) -> Iterator[tuple[Any, ...]]:
-        """(agent, seq, check, ts, status, interval_s, latency_ms, metrics, error) in (agent, seq) order."""
+        """(agent, seq, check, ts, status, interval_s, latency_ms, metrics, error) in (agent, seq) order;
+        the metrics (JSON text, or None) come from the evidence body each reading arrived in."""
         where, args = ("WHERE a.name = ?", (agent,)) if agent else ("", ())
-        yield from self.conn.execute(
-            "SELECT a.name, r.seq, s.check_id, r.ts, r.status, r.interval_s, r.latency_ms, r.metrics, r.error "
-            f"FROM readings r JOIN series s ON s.id = r.series_id JOIN agents a ON a.id = r.agent_id {where} "
-            "ORDER BY a.name, r.seq", args)
+        bodies: dict[int, dict[int, Any]] = {}
+        for row in self.conn.execute(
+                "SELECT a.name, r.seq, s.check_id, r.ts, r.status, r.interval_s, r.latency_ms, r.error, "
+                "r.evidence_id FROM readings r JOIN series s ON s.id = r.series_id "
+                f"JOIN agents a ON a.id = r.agent_id {where} ORDER BY a.name, r.seq", args):
+            evidence_id = row[8]
+            if evidence_id not in bodies:
+                if len(bodies) > 64:
+                    bodies.clear()
+                bodies[evidence_id] = self._metrics_of(evidence_id)
+            metrics = bodies[evidence_id].get(row[1])
+            yield (*row[:7], _canonical(metrics) if metrics else None, row[7])
 
-    def latency(self, agent: str, check: str, start: int, end: int) -> tuple[int, dict[str, int]]:
+    def _metrics_of(self, evidence_id: int) -> dict[int, Any]:
+        body = self.conn.execute("SELECT body FROM evidence WHERE id = ?", (evidence_id,)).fetchone()[0]
+        return {item["seq"]: item.get("metrics") for item in json.loads(zlib.decompress(body))["readings"]}
+
+    def latency(self, agent: str, check: str, start: int, end: int) -> tuple[int, dict[int, int]]:
         rows = self.conn.execute(
-            "SELECT l.count, l.histogram FROM latency_rollups l JOIN series s ON s.id = l.series_id "
+            "SELECT l.latency_count, l.histogram FROM rollups l JOIN series s ON s.id = l.series_id "
             "JOIN agents a ON a.id = s.agent_id WHERE a.name = ? AND s.check_id = ? AND l.bucket >= ? "
             "AND l.bucket < ?", (agent, check, start, end)).fetchall()
-        return sum(r[0] for r in rows), sketch.merge(sketch.loads(r[1]) for r in rows)
+        return sum(r[0] for r in rows), sketch.merge(sketch.unpack(r[1]) for r in rows)
 
     def metric_stats(self, agent: str, check: str, start: int, end: int) -> dict[str, list[float | int]]:
         total: dict[str, list[float | int]] = {}
         for (text,) in self.conn.execute(
-                "SELECT m.stats FROM metric_rollups m JOIN series s ON s.id = m.series_id "
+                "SELECT m.stats FROM rollups m JOIN series s ON s.id = m.series_id "
                 "JOIN agents a ON a.id = s.agent_id WHERE a.name = ? AND s.check_id = ? AND m.bucket >= ? "
                 "AND m.bucket < ?", (agent, check, start, end)):
             for name, (count, low, high, sum_) in json.loads(text).items():
@@ -681,8 +751,7 @@ class Reader:
         return GENESIS if row is None else bytes(row[0])
 
     def count(self, table: str) -> int:
-        assert table in {"readings", "evidence", "intervals", "agents", "series", "latency_rollups",
-                         "metric_rollups", "dropped"}
+        assert table in {"readings", "evidence", "intervals", "agents", "series", "rollups", "dropped"}
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     def size_bytes(self) -> int:

@@ -1,0 +1,232 @@
+"""Watchdog ingest: signed batches over loopback HTTP into `slawatch-watchdog run`, and the store's size.
+
+    make bench     (or: cd bench && ../.venv/bin/python ingest.py [--quick])
+
+1. readings/s for batches of 100 and 1,000 readings from 8 agents sending at once, through the
+   real daemon (signature check, dedup, evidence chain, intervals and rollups, WAL with
+   synchronous=FULL, acknowledged only after commit). "Per core" divides by the CPU seconds the
+   watchdog process used. Beside it, in the same run, the peer: bare SQLite inserting the same
+   rows (executemany into one plain table, same durability) -- the floor any SQLite store pays.
+2. DB bytes per reading after that run, per table.
+3. Bytes per check-month of intervals + rollups: a month of readings (60 s) of checks with a
+   short outage every day, written through the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from peers import cpu_seconds, free_port, wait_http  # noqa: E402
+
+from slawatch.agent.protocol import INGEST_PATH, batch_body, new_batch_id, sign  # noqa: E402
+from slawatch.collectors.reading import Reading  # noqa: E402
+from slawatch.config.keys import load_private_key, public_key_line  # noqa: E402
+from slawatch.watchdog.ingest import rows  # noqa: E402
+from slawatch.watchdog.store import Incoming, Reader, Store  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = load_private_key((ROOT / "config" / "examples" / "secrets" / "agent.key").read_bytes())
+AGENTS = 8
+CHECKS_PER_AGENT = 1000
+IN_FLIGHT = 16
+CONTRACT = """[contract]
+id = "bench"
+client = "Client"
+provider = "Provider"
+timezone = "UTC"
+[client]
+notify = ["json://127.0.0.1:9/c"]
+[provider]
+notify = ["json://127.0.0.1:9/p"]
+[[service]]
+id = "web"
+checks = ["web-0"]
+objectives = [{ kind = "availability", target = 99.9 }]
+"""
+
+
+def config(folder: Path, port: int) -> Path:
+    (folder / "contracts").mkdir()
+    (folder / "contracts" / "bench.toml").write_text(CONTRACT)
+    agents = "".join(f'[[agent]]\nid = "bench-{i}"\npublic_key = "{public_key_line(KEY)}"\n' for i in range(AGENTS))
+    path = folder / "watchdog.toml"
+    path.write_text(f'[watchdog]\nlisten = "127.0.0.1:{port}"\ndatabase = "watchdog.db"\ncontracts = "contracts"\n'
+                    f'agent_rate = 100000\nmax_batch_size = "64MiB"\n{agents}')
+    return path
+
+
+def readings(agent: str, first: int, count: int, start: dt.datetime) -> list[Reading]:
+    """An agent's readings in seq order: CHECKS_PER_AGENT checks every 60 s, a few metrics each."""
+    made = []
+    for i in range(first, first + count):
+        check, round_ = i % CHECKS_PER_AGENT, i // CHECKS_PER_AGENT
+        down = (check + round_) % 500 == 0
+        made.append(Reading(agent=agent, check=f"web-{check}", seq=i + 1,
+                            ts=start + dt.timedelta(seconds=60 * round_ + check * 0.06), status="down" if down else "up",
+                            interval_s=60.0, latency_ms=None if down else round(random.lognormvariate(3, 0.5), 3),
+                            metrics={"http.status": 503 if down else 200, "http.bytes": 5120, "tls.days_left": 61},
+                            error="HTTP 503" if down else None))
+    return made
+
+
+async def flood(url: str, batch_size: int, per_agent: int, start: dt.datetime) -> tuple[int, float]:
+    """Every agent ships `per_agent` readings in batches; (readings acknowledged, wall seconds)."""
+    plans = []
+    for a in range(AGENTS):
+        agent = f"bench-{a}"
+        bodies = [batch_body(agent, readings(agent, first, batch_size, start))
+                  for first in range(0, per_agent, batch_size)]
+        plans.append((agent, bodies))
+    acknowledged = 0
+
+    async def ship(session: aiohttp.ClientSession, agent: str, bodies: list[bytes], lane: int, lanes: int) -> None:
+        nonlocal acknowledged
+        for body in bodies[lane::lanes]:
+            batch = new_batch_id()
+            headers = sign(KEY, agent, batch, INGEST_PATH, body)
+            async with session.post(url + INGEST_PATH, data=body, headers=headers) as response:
+                answer = await response.json()
+                assert response.status == 200, answer
+                acknowledged += answer["stored"]
+
+    lanes = max(1, IN_FLIGHT // AGENTS)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=IN_FLIGHT)) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(ship(session, agent, bodies, lane, lanes)
+                               for agent, bodies in plans for lane in range(lanes)))
+        return acknowledged, time.perf_counter() - started
+
+
+def bare_sqlite(folder: Path, batch_size: int, per_agent: int, start: dt.datetime) -> float:
+    """The peer: the same rows into one plain table (WAL, synchronous=FULL), a commit per batch."""
+    conn = sqlite3.connect(folder / f"bare-{batch_size}.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE readings (agent TEXT, seq INTEGER, check_id TEXT, ts TEXT, status TEXT, "
+                 "interval_s REAL, latency_ms REAL, metrics TEXT, error TEXT, PRIMARY KEY (agent, seq))")
+    batches = []
+    for a in range(AGENTS):
+        agent = f"bench-{a}"
+        for first in range(0, per_agent, batch_size):
+            batches.append([(r.agent, r.seq, r.check, r.ts.isoformat(), r.status, r.interval_s, r.latency_ms,
+                             str(r.metrics), r.error) for r in readings(agent, first, batch_size, start)])
+    count, started = 0, time.perf_counter()
+    for batch in batches:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+        conn.execute("COMMIT")
+        count += len(batch)
+    seconds = time.perf_counter() - started
+    conn.close()
+    return count / seconds
+
+
+def table_bytes(database: Path) -> dict[str, int]:
+    conn = sqlite3.connect(database)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sizes: dict[str, int] = {}
+    for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
+        table = "readings" if name.startswith(("readings", "sqlite_autoindex_readings")) else name
+        table = "evidence" if table.startswith("sqlite_autoindex_evidence") else table
+        sizes[table] = sizes.get(table, 0) + size
+    conn.close()
+    return sizes
+
+
+def check_month(folder: Path, checks: int) -> dict[str, float]:
+    """A month of 60 s readings of `checks` checks (5-minute outage a day) through the store."""
+    database = folder / "month.db"
+    store = Store(database)
+    start = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
+    per_check = 31 * 24 * 60
+    seq = 0
+    group: list[Incoming] = []
+    for minute in range(0, per_check, 60):  # an hour of every check per batch
+        batch = []
+        for m in range(minute, min(minute + 60, per_check)):
+            for c in range(checks):
+                seq += 1
+                down = (m + 7 * c) % 1440 < 5
+                batch.append(Reading(agent="bench", check=f"web-{c}", seq=seq,
+                                     ts=start + dt.timedelta(minutes=m, seconds=c), status="down" if down else "up",
+                                     interval_s=60.0,
+                                     latency_ms=None if down else round(random.lognormvariate(3, 0.5), 3),
+                                     metrics={"http.status": 200, "http.bytes": 5120 + m % 7, "tls.days_left": 61}))
+        group.append(Incoming(agent="bench", batch=f"month-{minute:08d}", kind="import", path="bench",
+                              sent="bench", body=b"{}" + str(minute).encode(), signature=None, public_key=None,
+                              rows=rows(batch)))
+        if len(group) == 24:
+            store.store(group)
+            group = []
+    if group:
+        store.store(group)
+    store.close()
+    sizes = table_bytes(database)
+    with Reader(database) as reader:
+        interval_rows, rollup_rows = reader.count("intervals"), reader.count("rollups")
+    return {"intervals_bytes": sizes.get("intervals", 0) / checks, "rollups_bytes": sizes.get("rollups", 0) / checks,
+            "interval_rows": interval_rows / checks, "rollup_rows": rollup_rows / checks}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer readings (smoke)")
+    args = parser.parse_args()
+    per_agent = 10_000 if args.quick else 50_000
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(days=1)
+    results = {}
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        for batch_size in (100, 1000):
+            run = folder / f"run-{batch_size}"
+            run.mkdir()
+            port = free_port()
+            process = subprocess.Popen([str(Path(sys.executable).parent / "slawatch-watchdog"), "run", "-c",
+                                        str(config(run, port))], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                wait_http(f"http://127.0.0.1:{port}/healthz")
+                cpu_before = cpu_seconds(process.pid)
+                count, seconds = await flood(f"http://127.0.0.1:{port}", batch_size, per_agent, start)
+                cpu = cpu_seconds(process.pid) - cpu_before
+            finally:
+                process.terminate()
+                process.wait(30)
+            sizes = table_bytes(run / "watchdog.db")
+            bare = bare_sqlite(folder, batch_size, per_agent, start)
+            results[batch_size] = (count, seconds, cpu, sizes, bare)
+        month = check_month(folder, 3 if args.quick else 10)
+    print(f"watchdog ingest, {AGENTS} agents x {CHECKS_PER_AGENT} checks, {IN_FLIGHT} requests in flight, "
+          "WAL + synchronous=FULL, acknowledged after commit:")
+    for batch_size, (count, seconds, cpu, sizes, bare) in results.items():
+        per_core = count / cpu
+        print(f"  batches of {batch_size:>5}: {count / seconds:>9,.0f} readings/s wall, {per_core:>9,.0f} per CPU second "
+              f"of the watchdog ({count:,} readings, {cpu:.1f} CPU s)   target >= 100,000 per core")
+        print(f"  {'':17}  bare SQLite insert of the same rows: {bare:>9,.0f} rows/s   ratio {per_core / bare:.2f}x")
+    count, _, _, sizes, _ = results[1000]
+    total = sum(sizes.values())
+    parts = ", ".join(f"{name} {size / count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])
+                      if size / count >= 1)
+    print(f"  DB bytes per reading: {total / count:.0f} ({parts})")
+    print(f"  per check-month (60 s readings, a 5-minute outage a day): intervals {month['intervals_bytes']:,.0f} B "
+          f"({month['interval_rows']:.0f} rows) + rollups {month['rollups_bytes']:,.0f} B ({month['rollup_rows']:.0f} "
+          f"rows) = {(month['intervals_bytes'] + month['rollups_bytes']) / 1024:,.0f} KiB")
+    raw = 31 * 24 * 60 * total / count
+    print(f"  (raw readings and evidence of a check-month: {raw / 1024:,.0f} KiB, kept 35 days; intervals and rollups "
+          "are what years of history cost)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
