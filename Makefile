@@ -25,15 +25,11 @@ test: system-deps $(STAMP)
 lint: $(STAMP)
 	$(BIN)/python -m mypy config collectors agent watchdog
 
-# Until the watchdog daemon exists, the demo validates the example configuration it will run
-# and says so; it does not pretend to monitor anything.
+# The real daemons on loopback: a misbehaving provider, two agents, the watchdog on :8470.
 demo: $(STAMP)
-	$(BIN)/slawatch-agent check -c config/examples/agent.toml
-	$(BIN)/slawatch-watchdog check -c config/examples/watchdog.toml --agent-config config/examples/agent.toml
-	@echo "demo: the agent daemon is built (slawatch-agent run), the watchdog daemon is not yet;"
-	@echo "demo: the live loopback scenario (agents + watchdog, dashboard on http://127.0.0.1:8470) arrives with it."
+	$(BIN)/python -m slawatch.watchdog.demo --dir .demo
 
-BENCHMARKS := bench/collectors.py bench/agent.py
+BENCHMARKS := bench/collectors.py bench/agent.py bench/ingest.py
 
 bench: $(STAMP)
 	@bash .ci/system-deps bench

@@ -11,14 +11,12 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from slawatch.config import load_agent
 from slawatch.config.cli import (
     EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, count_text, parser, run,
 )
-from slawatch.config.keys import public_key_line
+from slawatch.config.keys import pem_private_key, public_key_line
 
 DEFAULT_CONFIG = "/etc/slawatch/agent.toml"
 
@@ -59,9 +57,10 @@ def keygen(args: argparse.Namespace) -> int:
         print(f"{path}: already exists; use --force to replace it (the watchdog must then get the "
               "new public key)", file=sys.stderr)
         return EXIT_FAILED
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = pem_private_key(key.private_bytes_raw())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

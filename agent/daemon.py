@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 
 import psutil
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from slawatch.collectors.reading import UP, Reading, utc_now
 from slawatch.collectors.vantage import Vantage
@@ -23,7 +22,7 @@ from slawatch.config.cli import package_version
 from slawatch.config.keys import load_private_key
 
 from . import systemd
-from .protocol import canonical_json
+from .protocol import Signer, canonical_json
 from .recorder import Recorder
 from .scheduler import Scheduler
 from .shipper import Shipper, SpoolAccess
@@ -56,7 +55,7 @@ class Agent:
 
     config_path: str
     config: AgentConfig
-    key: Ed25519PrivateKey
+    key: Signer
     spool: SpoolAccess
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     reloading: asyncio.Event = field(default_factory=asyncio.Event)

@@ -23,12 +23,12 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, Protocol
 
 from slawatch.collectors.reading import Fields, Reading, fields, format_ts, parse_ts
+
+if TYPE_CHECKING:  # the agent never loads cryptography (see slawatch.config.keys); the watchdog does
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 VERSION = "slawatch/1"
 INGEST_PATH = "/api/v1/ingest"
@@ -68,7 +68,11 @@ def signed_message(agent: str, batch: str, sent: str, path: str, body: bytes) ->
     return "\n".join([VERSION, agent, batch, sent, path, hashlib.sha256(body).hexdigest()]).encode()
 
 
-def sign(key: Ed25519PrivateKey, agent: str, batch: str, path: str, body: bytes,
+class Signer(Protocol):
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def sign(key: Signer, agent: str, batch: str, path: str, body: bytes,
          now: dt.datetime | None = None) -> dict[str, str]:
     """The headers that authenticate `body` as sent by `agent` now."""
     sent = format_ts((now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0))
@@ -88,6 +92,8 @@ class Envelope:
 
 def public_key_from_line(line: str) -> Ed25519PublicKey:
     """`ed25519:<base64>` (watchdog.toml's public_key) as a key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(line.removeprefix("ed25519:")))
 
 
@@ -109,6 +115,8 @@ def verify(headers: Mapping[str, str], path: str, body: bytes, keys: Mapping[str
         signature = base64.b64decode(signature_text, validate=True)
     except ValueError:
         raise Refused(400, "malformed Slawatch-Sent or Slawatch-Signature header", "malformed-header") from None
+    from cryptography.exceptions import InvalidSignature
+
     try:
         keys[agent].verify(signature, signed_message(agent, batch, sent_text, path, body))
     except InvalidSignature:

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .protocol import INGEST_PATH, MANIFEST_PATH, new_batch_id, sign
+from .protocol import INGEST_PATH, MANIFEST_PATH, Signer, new_batch_id, sign
 from .spool import PendingBatch, Spool
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ class Shipper:
 
     agent: str
     url: str
-    key: Ed25519PrivateKey
+    key: Signer
     spool: SpoolAccess
     batch_size: int = 1000
     batch_wait: float = 2.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import stat
 import subprocess
@@ -96,7 +97,7 @@ def test_watchdog_commands_refuse_a_bad_config_with_status_2(command: list[str])
 def test_version(tool: str) -> None:
     result = run(tool, "--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"{tool} 0.1.0"
+    assert result.stdout.strip() == f"{tool} {importlib.metadata.version('slawatch')}"
 
 
 def test_no_subcommand_prints_help_and_exits_2() -> None:

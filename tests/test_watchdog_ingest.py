@@ -32,7 +32,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def _public() -> str:
-    return "ed25519:" + base64.b64encode(KEY.public_key().public_bytes_raw()).decode()
+    return "ed25519:" + base64.b64encode(KEY.public_bytes_raw()).decode()
 
 
 def counts(database: Path) -> dict[str, int]:

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from slawatch.agent.protocol import INGEST_PATH, batch_body, new_batch_id, sign
+from slawatch.agent.protocol import INGEST_PATH, Signer, batch_body, new_batch_id, sign
 from slawatch.collectors.reading import Reading
 from slawatch.config import load_watchdog
 from slawatch.config.keys import load_private_key, public_key_line
@@ -93,7 +92,7 @@ class Client:
     """Signs and posts like an agent would, with urllib: nothing shared with the server's loop."""
 
     base: str
-    key: Ed25519PrivateKey = KEY
+    key: Signer = KEY
     agent: str = AGENT
 
     def send(self, readings: Sequence[Reading] = (), *, batch: str | None = None, body: bytes | None = None,
