@@ -335,11 +335,8 @@ def measured(draw: st.DrawFn) -> list[Row]:
             for seq, at in enumerate(offsets, start=1)]
 
 
-@HYPOTHESIS
-@given(data=st.data())
-def test_latency_percentiles_from_rollups_are_within_0_9_percent_of_exact(tmp_path: Path,
-                                                                          data: st.DataObject) -> None:
-    history = data.draw(measured())
+def store_in_any_order(tmp_path: Path, data: st.DataObject, history: list[Any]) -> Path:
+    """A fresh database holding `history`, stored in groups and an arrival order drawn from `data`."""
     path = tmp_path / f"{uuid.uuid4().hex}.db"
     store = Store(path)
     try:
@@ -347,6 +344,15 @@ def test_latency_percentiles_from_rollups_are_within_0_9_percent_of_exact(tmp_pa
             stored(store, *(incoming(batch) for batch in group))
     finally:
         store.close()
+    return path
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_latency_percentiles_from_rollups_are_within_0_9_percent_of_exact(tmp_path: Path,
+                                                                          data: st.DataObject) -> None:
+    history = data.draw(measured())
+    path = store_in_any_order(tmp_path, data, history)
     first = data.draw(st.integers(0, 4), label="first bucket")
     last = data.draw(st.integers(first + 1, 5), label="end bucket")
     start, end = T0 + first * BUCKET_MS, T0 + last * BUCKET_MS
@@ -369,13 +375,7 @@ def test_latency_percentiles_from_rollups_are_within_0_9_percent_of_exact(tmp_pa
 @given(data=st.data())
 def test_metric_stats_are_exact_over_any_bucket_window(tmp_path: Path, data: st.DataObject) -> None:
     history = data.draw(measured())
-    path = tmp_path / f"{uuid.uuid4().hex}.db"
-    store = Store(path)
-    try:
-        for group in data.draw(arrivals(history)):
-            stored(store, *(incoming(batch) for batch in group))
-    finally:
-        store.close()
+    path = store_in_any_order(tmp_path, data, history)
     first = data.draw(st.integers(0, 4), label="first bucket")
     start, end = T0 + first * BUCKET_MS, T0 + data.draw(st.integers(first + 1, 5), label="end bucket") * BUCKET_MS
     inside = [r for r in history if start <= r.ts < end]

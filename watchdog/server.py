@@ -29,7 +29,7 @@ from slawatch.agent.protocol import (
 from slawatch.config import ConfigError, WatchdogConfig, load_watchdog
 
 from .ingest import RateLimiter, parse_manifest, rows_of_body, ts_ms
-from .store import AgentState, Conflict, Incoming, Reader, Store, Stored, now_ms
+from .store import AgentState, Conflict, Incoming, Reader, Row, Store, Stored, now_ms
 from .writer import Writer
 
 log = logging.getLogger(__name__)
@@ -298,6 +298,8 @@ async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored
         stored = await watchdog._writer().submit(incoming)
     except Conflict as conflict:
         raise Refused(409, f"{conflict}: a resend must carry the same body", "conflict") from None
+    except Refused:
+        raise
     except Exception:
         # already logged by the writer; the agent keeps the batch and retries
         raise web.HTTPServiceUnavailable(text=json.dumps({"error": "the store failed; retry later",
@@ -320,13 +322,18 @@ def _incoming(request: web.Request, envelope: Envelope, body: bytes, kind: str, 
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise Refused(400, "body is not JSON", "not-json") from None
         return Incoming(**common, manifest=parse_manifest(envelope.agent, data))  # type: ignore[arg-type]
-    made, dropped = rows_of_body(envelope, body)
     latest = ts_ms(envelope.sent) + int(settings.config.max_clock_skew * 1000)
+    return Incoming(**common, parse=partial(_readings_of, envelope, body, latest))  # type: ignore[arg-type]
+
+
+def _readings_of(envelope: Envelope, body: bytes, latest: int) -> tuple[list[Row], tuple[tuple[int, int], ...]]:
+    """The rows of an authenticated body (on the writer thread); raise Refused naming the problem."""
+    made, dropped = rows_of_body(envelope, body)
     for i, row in enumerate(made):
         if row.ts > latest:
             raise Refused(422, f"readings[{i}]: taken after the batch was sent ({row.ts} > {latest} ms)",
                           "invalid-body")
-    return Incoming(**common, rows=made, dropped=dropped)  # type: ignore[arg-type]
+    return made, dropped
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -154,6 +154,9 @@ class Incoming:
     manifest: dict[str, Any] | None = None
     received_at: int = 0
     body_sha256: bytes = b""
+    # Parses the body into `rows` and `dropped` on the writer thread (raising Refused), so the
+    # event loop stays free for requests while a large batch is read.
+    parse: Callable[[], tuple[Sequence[Row], Sequence[tuple[int, int]]]] | None = None
 
     def __post_init__(self) -> None:
         self.body_sha256 = self.body_sha256 or hashlib.sha256(self.body).digest()

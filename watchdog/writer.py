@@ -86,6 +86,9 @@ class Writer:
                 return
 
     def _commit(self, group: list[tuple[Incoming, concurrent.futures.Future[Stored] | None]]) -> None:
+        group = [item for item in group if _parsed(*item)]
+        if not group:
+            return
         try:
             results = self.store.store([batch for batch, _ in group])
         except Exception as exc:  # the whole transaction failed: nothing of the group is stored
@@ -117,3 +120,17 @@ def _claim(item: tuple[Any, concurrent.futures.Future[Any]]) -> tuple[Any, concu
     """Mark the item's future running (so it can no longer be cancelled); None if it already was."""
     work, future = item
     return work, future if future.set_running_or_notify_cancel() else None
+
+
+def _parsed(batch: Incoming, future: concurrent.futures.Future[Stored] | None) -> bool:
+    """Parse a batch that came as a body; a refused one is answered here and left out."""
+    if batch.parse is None:
+        return True
+    try:
+        batch.rows, batch.dropped = batch.parse()
+    except Exception as exc:  # Refused: the body is bad; anything else is ours, and answered as such
+        if future is not None:
+            future.set_exception(exc)
+        return False
+    batch.parse = None
+    return True
