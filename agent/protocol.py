@@ -83,11 +83,14 @@ def sign(key: Signer, agent: str, batch: str, path: str, body: bytes,
 
 @dataclass(frozen=True)
 class Envelope:
-    """The authenticated outside of a request: who sent it, which batch, when."""
+    """The authenticated outside of a request: who sent it, which batch, when (and the exact signed
+    send time and signature, as the evidence keeps them)."""
 
     agent: str
     batch: str
     sent: dt.datetime
+    sent_text: str = ""
+    signature: bytes = b""
 
 
 def public_key_from_line(line: str) -> Ed25519PublicKey:
@@ -97,13 +100,23 @@ def public_key_from_line(line: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(line.removeprefix("ed25519:")))
 
 
-def verify(headers: Mapping[str, str], path: str, body: bytes, keys: Mapping[str, Ed25519PublicKey],
-           now: dt.datetime | None = None, max_skew_s: float = MAX_SKEW_S) -> Envelope:
-    """Check the envelope and signature before anything of the body is parsed; raise Refused."""
-    headers = {name.lower(): value for name, value in headers.items()}  # header names ignore case
-    agent, batch = headers.get(HEADER_AGENT.lower(), ""), headers.get(HEADER_BATCH.lower(), "")
-    sent_text = headers.get(HEADER_SENT.lower(), "")
-    signature_text = headers.get(HEADER_SIGNATURE.lower(), "")
+_OURS = {HEADER_AGENT.lower(), HEADER_BATCH.lower(), HEADER_SENT.lower(), HEADER_SIGNATURE.lower()}
+
+
+def check_envelope(headers: Mapping[str, str], keys: Mapping[str, Any], now: dt.datetime | None = None,
+                   max_skew_s: float = MAX_SKEW_S) -> Envelope:
+    """Everything about a request that needs no body: each header once, a known agent, a well-formed
+    batch id and signature, a send time within `max_skew_s`. Raise Refused; the signature is
+    checked by `verify`."""
+    found: dict[str, str] = {}
+    for name, value in headers.items():  # a multidict yields a repeated header once per value
+        key = name.lower()
+        if key in _OURS and key in found:
+            raise Refused(400, f"header {name} appears more than once", "malformed-header")
+        found[key] = value
+    agent, batch = found.get(HEADER_AGENT.lower(), ""), found.get(HEADER_BATCH.lower(), "")
+    sent_text = found.get(HEADER_SENT.lower(), "")
+    signature_text = found.get(HEADER_SIGNATURE.lower(), "")
     if not (agent and batch and sent_text and signature_text):
         raise Refused(401, "missing Slawatch-Agent, -Batch, -Sent or -Signature header", "unsigned")
     if agent not in keys:
@@ -115,17 +128,25 @@ def verify(headers: Mapping[str, str], path: str, body: bytes, keys: Mapping[str
         signature = base64.b64decode(signature_text, validate=True)
     except ValueError:
         raise Refused(400, "malformed Slawatch-Sent or Slawatch-Signature header", "malformed-header") from None
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        keys[agent].verify(signature, signed_message(agent, batch, sent_text, path, body))
-    except InvalidSignature:
-        raise Refused(401, "bad signature: wrong key, or the body or headers were altered", "bad-signature") from None
     skew = abs(((now or dt.datetime.now(dt.timezone.utc)) - sent).total_seconds())
     if skew > max_skew_s:
         raise Refused(401, f"send time is {skew:.0f}s off the watchdog's clock (limit {max_skew_s:.0f}s): "
                            "stale request or a wrong clock on the agent", "stale")
-    return Envelope(agent, batch, sent)
+    return Envelope(agent, batch, sent, sent_text, signature)
+
+
+def verify(headers: Mapping[str, str], path: str, body: bytes, keys: Mapping[str, Ed25519PublicKey],
+           now: dt.datetime | None = None, max_skew_s: float = MAX_SKEW_S) -> Envelope:
+    """Check the envelope and signature before anything of the body is parsed; raise Refused."""
+    from cryptography.exceptions import InvalidSignature
+
+    envelope = check_envelope(headers, keys, now, max_skew_s)
+    try:
+        keys[envelope.agent].verify(envelope.signature, signed_message(envelope.agent, envelope.batch,
+                                                                      envelope.sent_text, path, body))
+    except InvalidSignature:
+        raise Refused(401, "bad signature: wrong key, or the body or headers were altered", "bad-signature") from None
+    return envelope
 
 
 @dataclass(frozen=True)
@@ -149,9 +170,9 @@ def parse_batch_fields(envelope: Envelope, body: bytes) -> tuple[list[Fields], t
     """parse_batch without building Reading objects: each reading's checked fields (see
     `reading.fields`) and the dropped ranges. The watchdog's ingest uses it directly."""
     try:
-        data = json.loads(body)
+        data = json.loads(body.decode("utf-8"))  # strict: no surrogates smuggled in as raw bytes
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Refused(400, "body is not JSON", "not-json") from None
+        raise Refused(400, "body is not UTF-8 JSON", "not-json") from None
     if not isinstance(data, dict) or set(data) != {"agent", "readings", "dropped"}:
         raise Refused(422, 'body must be an object with exactly "agent", "readings" and "dropped"')
     if data["agent"] != envelope.agent:

@@ -31,7 +31,10 @@ def parse_ts(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"time {text!r} has no offset; readings are in UTC (end it with Z)")
-    return value.astimezone(dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by its offset
+        raise ValueError(f"time {text!r} is out of range") from None
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,13 @@ def _finite(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
+MAX_INTERVAL_S = 1e9  # ~31 years: beyond any schedule, and 1.5 x it in ms still fits a 64-bit integer
+
+
 def _positive(data: dict[str, Any], name: str) -> float:
     value = data[name]
-    if not _finite(value) or value <= 0:
-        raise ValueError(f"{name!r} must be a positive number")
+    if not _finite(value) or not 0 < value <= MAX_INTERVAL_S:
+        raise ValueError(f"{name!r} must be a positive number of seconds up to {MAX_INTERVAL_S:g}")
     return float(value)
 
 

@@ -33,10 +33,15 @@ class SigningKey:
         if len(seed) != 32:
             raise ValueError("an Ed25519 seed is 32 bytes")
         self._seed = seed
-        self._signer = _openssl_signer(seed) or _cryptography_signer(seed)
+        self._signer: _OpenSSLSigner | _CryptographySigner = _openssl_signer(seed) or _cryptography_signer(seed)
 
     def sign(self, message: bytes) -> bytes:
-        return self._signer.sign(message)
+        try:
+            return self._signer.sign(message)
+        except OSError as exc:  # libcrypto stopped signing (a FIPS policy, say): cryptography takes over
+            log.warning("event=ed25519-via-cryptography reason=%s", exc)
+            self._signer = _cryptography_signer(self._seed)
+            return self._signer.sign(message)
 
     def public_bytes_raw(self) -> bytes:
         return self._signer.public_bytes_raw()
@@ -58,6 +63,7 @@ class _LibCrypto:
         self.free_ctx = _fn(lib.EVP_MD_CTX_free, None, [p])
         self.sign_init = _fn(lib.EVP_DigestSignInit, ctypes.c_int, [p, p, p, p, p])
         self.sign = _fn(lib.EVP_DigestSign, ctypes.c_int, [p, c, ctypes.POINTER(size), c, size])
+        self.clear_errors = _fn(lib.ERR_clear_error, None, [])  # what failed must not haunt the TLS
 
 
 def _fn(function: Any, restype: Any, argtypes: list[Any]) -> Any:
@@ -89,6 +95,7 @@ class _OpenSSLSigner:
         self._lib = lib
         self._key = lib.new_key(_NID_ED25519, None, seed, len(seed))
         if not self._key:
+            lib.clear_errors()
             raise OSError("libcrypto refused the Ed25519 key")
         out, length = ctypes.create_string_buffer(32), ctypes.c_size_t(32)
         if lib.public(self._key, out, ctypes.byref(length)) != 1 or length.value != 32:
@@ -105,6 +112,7 @@ class _OpenSSLSigner:
             if (lib.sign_init(ctx, None, None, None, self._key) != 1
                     or lib.sign(ctx, signature, ctypes.byref(length), message, len(message)) != 1
                     or length.value != 64):
+                lib.clear_errors()
                 raise OSError("libcrypto failed to sign")
             return signature.raw
         finally:
@@ -123,7 +131,9 @@ def _openssl_signer(seed: bytes) -> _OpenSSLSigner | None:
     try:
         if _LIB is None:
             _LIB = _LibCrypto()
-        return _OpenSSLSigner(_LIB, seed)
+        signer = _OpenSSLSigner(_LIB, seed)
+        signer.sign(b"slawatch")  # fails now rather than at the first batch
+        return signer
     except (OSError, AttributeError) as exc:  # no libcrypto, or one too old for raw Ed25519 keys
         log.info("event=ed25519-via-cryptography reason=%s openssl=%r", exc, ssl.OPENSSL_VERSION)
         return None

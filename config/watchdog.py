@@ -27,6 +27,7 @@ class AgentKey:
 
     id: str
     public_key: str
+    previous_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ WATCHDOG = [
 AGENT = [
     Field("id", identifier, help="the agent's id, as in its agent.toml"),
     Field("public_key", public_key, help="printed by `slawatch-agent keygen`"),
+    Field("previous_keys", list_of(public_key, unique=True), (),
+          "keys the agent signed with before a key change: its older evidence still verifies"),
 ]
 USER = [
     Field("name", identifier, help="login name"),

@@ -142,7 +142,8 @@ def test_kill_9_during_a_flood_loses_no_acknowledged_batch(tmp_path: Path) -> No
     verified = subprocess.run([WATCHDOG_BIN, "evidence", "verify", "-c", str(config)], capture_output=True,
                               text=True)
     assert verified.returncode == 0, verified.stderr
-    assert f"OK {len(batches)} batches verify" in verified.stdout
+    assert f"OK {len(batches)} signed and 0 imported batches verify, with the {400 * 50} stored readings" \
+        in verified.stdout
 
 
 def test_systemd_notify_sigterm_and_sighup(tmp_path: Path) -> None:

@@ -56,7 +56,8 @@ def test_import_then_reimport_is_idempotent(config: Path, tmp_path: Path) -> Non
     assert [r.status for r in runs] == ["up"]  # 2,500 minutes, every 60 s: one run
     assert agent.last_seen is None  # history says nothing about the agent being alive now
     verified = watchdog("evidence", "verify", "-c", str(config))
-    assert verified.returncode == 0 and verified.stdout.startswith("OK 3 batches verify")
+    assert verified.returncode == 0
+    assert verified.stdout.startswith("OK 0 signed and 3 imported batches verify, with the 2500 stored readings")
 
 
 def test_bad_lines_are_named_and_nothing_is_imported(config: Path, tmp_path: Path) -> None:

@@ -7,21 +7,21 @@ import asyncio
 import datetime as dt
 import getpass
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from slawatch.agent.daemon import configure_logging
-from slawatch.agent.protocol import public_key_from_line
 from slawatch.config import ConfigError, WatchdogConfig, load_agent, load_watchdog
 from slawatch.config.cli import (
     EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, not_implemented, parser, run,
 )
 
-from .evidence import export, import_readings, read_jsonl, verify_chain
+from .evidence import export, import_readings, scan_jsonl, verify_chain
 from .passwords import hash_password
 from .server import BlindSpot, blind_spots, serve
-from .store import Reader, Store, migrate
+from .store import Reader, Store, migrate, now_ms
 
 log = logging.getLogger("slawatch.watchdog")
 
@@ -81,25 +81,30 @@ def import_command(args: argparse.Namespace) -> int:
     """Load readings from a JSON-lines file through the ingest path (signature aside)."""
     config = load_watchdog(args.config)
     path = Path(args.file)
+    agents = {agent.id for agent in config.agents}
+    latest = now_ms() + int(config.max_clock_skew * 1000)
     try:
-        good, bad = read_jsonl(path)
+        scan = scan_jsonl(path, agents, latest)
     except OSError as exc:
         print(f"{path}: cannot read it: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CONFIG
-    for line in bad[:50]:
+    for line in scan.bad[:50]:
         print(f"{path}:{line.line}: {line.reason}", file=sys.stderr)
-    if len(bad) > 50:
-        print(f"{path}: ... and {len(bad) - 50} more bad lines", file=sys.stderr)
-    if bad and not args.skip_bad:
-        print(f"{path}: {_n(len(bad), 'bad line')}; nothing imported (fix them, or pass --skip-bad "
+    if len(scan.bad) > 50:
+        print(f"{path}: ... and {len(scan.bad) - 50} more bad lines", file=sys.stderr)
+    if scan.bad and not args.skip_bad:
+        print(f"{path}: {_n(len(scan.bad), 'bad line')}; nothing imported (fix them, or pass --skip-bad "
               "to import the good lines)", file=sys.stderr)
         return EXIT_CONFIG
     store = Store(config.database)
     try:
-        stored, duplicates = import_readings(store, path, good)
+        stored, duplicates = import_readings(store, path, scan, agents, latest)
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        print(f"{path}: the store failed ({exc}); nothing imported", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         store.close()
-    skipped = f", {_n(len(bad), 'bad line')} skipped" if bad else ""
+    skipped = f", {_n(len(scan.bad), 'bad line')} skipped" if scan.bad else ""
     print(f"imported {_n(stored, 'reading')} from {path} ({duplicates} already stored{skipped})")
     return EXIT_OK
 
@@ -110,15 +115,19 @@ def evidence_command(args: argparse.Namespace) -> int:
         print(f"{config.database}: no database yet (start `slawatch-watchdog run` first)", file=sys.stderr)
         return EXIT_FAILED
     with Reader(config.database) as reader:
+        keys = {a.id: [a.public_key, *a.previous_keys] for a in config.agents}
         if args.action == "verify":
-            keys = {a.id: public_key_from_line(a.public_key) for a in config.agents}
-            checked, finding = verify_chain(reader, keys)
-            if finding is not None:
+            result = verify_chain(reader, keys)
+            checked = f"{result.signed} signed and {result.imported} imported batches"
+            if result.finding is not None:
+                finding = result.finding
                 print(f"BAD batch {finding.batch} of agent {finding.agent} (evidence #{finding.evidence_id}): "
-                      f"{finding.reason}; {checked} batches before it verify", file=sys.stderr)
+                      f"{finding.reason}; {result.signed + result.imported} batches before it verify",
+                      file=sys.stderr)
                 return EXIT_FAILED
             head_id, head = reader.head()
-            print(f"OK {checked} batch{'' if checked == 1 else 'es'} verify; chain head #{head_id} {head.hex()}")
+            print(f"OK {checked} verify, with the {result.readings} stored readings they brought; "
+                  f"chain head #{head_id} {head.hex()}")
             return EXIT_OK
         if args.to_dir is None:
             print("evidence export needs --to DIR", file=sys.stderr)
@@ -128,7 +137,11 @@ def evidence_command(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return EXIT_CONFIG
-        count = export(reader, {a.id: a.public_key for a in config.agents}, start, end, Path(args.to_dir))
+        try:
+            count = export(reader, keys, start, end, Path(args.to_dir))
+        except ValueError as exc:
+            print(f"evidence export: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         print(f"exported {count} batch{'' if count == 1 else 'es'} to {args.to_dir} (see its README.md to verify them)")
         return EXIT_OK
 

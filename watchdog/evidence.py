@@ -7,21 +7,21 @@ import datetime as dt
 import hashlib
 import json
 import textwrap
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from slawatch.agent.protocol import VERSION, canonical_json, signed_message
+from slawatch.agent.protocol import VERSION, Refused, canonical_json, signed_message
 from slawatch.collectors.reading import Reading
 
-from .ingest import rows
+from .ingest import rows, to_row
 from .store import GENESIS, EvidenceRow, Incoming, Reader, Store, chain_hash, now_ms
 
 IMPORT_BATCH = 1000  # readings per evidence record of an import
-IMPORT_GROUP = 50    # evidence records per transaction
+IMPORT_GROUP = 50    # evidence records gathered before their intervals and rollups are written
 
 
 @dataclass(frozen=True)
@@ -34,22 +34,44 @@ class Finding:
     reason: str
 
 
-def verify_chain(reader: Reader, keys: Mapping[str, Ed25519PublicKey]) -> tuple[int, Finding | None]:
-    """Recompute every hash and signature in chain order; (batches checked, first bad batch or None).
+@dataclass
+class Verified:
+    """What a verification found: signed and imported batches that hold, and the first that does not."""
 
-    `keys` are the agents' public keys from watchdog.toml; an agent no longer listed is checked
-    with the key stored beside its batches.
-    """
-    previous, checked = GENESIS, 0
+    signed: int = 0
+    imported: int = 0
+    readings: int = 0
+    finding: Finding | None = None
+
+
+KeyLines = Mapping[str, Sequence[str]]  # agent -> its public key lines, current first, then previous_keys
+
+
+def verify_chain(reader: Reader, keys: KeyLines) -> Verified:
+    """Recompute every hash and signature in chain order, and compare every stored reading with the
+    signed body it came in. Signatures are checked only with keys watchdog.toml lists (never with
+    one the database itself holds)."""
+    result = Verified()
+    previous = GENESIS
+    parsed = {agent: {_raw(line): line for line in lines} for agent, lines in keys.items()}
     for row in reader.evidence():
-        problem = _problem(row, previous, keys)
+        problem = _problem(row, previous, parsed) or _readings_problem(reader, row, result)
         if problem:
-            return checked, Finding(row.id, row.agent, row.batch, problem)
-        previous, checked = row.hash, checked + 1
-    return checked, None
+            result.finding = Finding(row.id, row.agent, row.batch, problem)
+            return result
+        previous = row.hash
+        if row.kind == "import":
+            result.imported += 1
+        else:
+            result.signed += 1
+    return result
 
 
-def _problem(row: EvidenceRow, previous: bytes, keys: Mapping[str, Ed25519PublicKey]) -> str | None:
+def _raw(line: str) -> bytes:
+    return base64.b64decode(line.removeprefix("ed25519:"))
+
+
+def _problem(row: EvidenceRow, previous: bytes, keys: Mapping[str, Mapping[bytes, str]]) -> str | None:
     if hashlib.sha256(row.body).digest() != row.body_sha256:
         return "its body does not match its recorded SHA-256 (the body was altered)"
     if chain_hash(previous, row.body_sha256, row.signature) != row.hash:
@@ -58,37 +80,78 @@ def _problem(row: EvidenceRow, previous: bytes, keys: Mapping[str, Ed25519Public
         return None if row.signature is None else "an import carries a signature"
     if row.signature is None:
         return "a received batch without a signature"
-    key = keys.get(row.agent)
-    if key is None and row.public_key is not None:
-        key = Ed25519PublicKey.from_public_bytes(row.public_key)
-    if key is None:
-        return "no public key known for its agent"
+    listed = keys.get(row.agent)
+    if listed is None:
+        return "its agent is not in watchdog.toml: list it (keys and all) for as long as its evidence is kept"
+    candidates = [row.public_key] if row.public_key in listed else list(listed)
+    message = signed_message(row.agent, row.batch, row.sent, row.path, row.body)
+    for raw in candidates:
+        if raw is None:
+            continue
+        try:
+            Ed25519PublicKey.from_public_bytes(raw).verify(row.signature, message)
+        except InvalidSignature:
+            continue
+        return None
+    if row.public_key is not None and row.public_key not in listed:
+        return ("it was signed with a key watchdog.toml does not list for this agent "
+                "(after a key change, keep the old key in previous_keys)")
+    return "its signature does not verify with the agent's public key"
+
+
+def _readings_problem(reader: Reader, row: EvidenceRow, result: Verified) -> str | None:
+    """The stored readings of this batch must be the ones in its signed body, unaltered."""
+    if row.kind == "manifest":
+        return None
     try:
-        key.verify(row.signature, signed_message(row.agent, row.batch, row.sent, row.path, row.body))
-    except InvalidSignature:
-        return "its signature does not verify with the agent's public key"
+        signed = {item["seq"]: item for item in json.loads(row.body)["readings"]}
+    except (ValueError, KeyError, TypeError):
+        return "its body holds no readings array"
+    if not signed:
+        return None
+    for seq, check, ts, status, interval_s, latency_ms, error in reader.readings_of(
+            row.agent, min(signed), max(signed), row.id):
+        item = signed.get(seq)
+        if item is None:
+            return f"the store holds seq {seq} under it, which its body does not"
+        if (check, ts, status, interval_s, latency_ms, error) != (
+                item["check"], to_row(Reading.from_json(item)).ts, item["status"], float(item["interval_s"]),
+                None if item.get("latency_ms") is None else float(item["latency_ms"]), item.get("error")):
+            return f"the stored reading seq {seq} differs from the one its agent sent (the store was edited)"
+        result.readings += 1
     return None
 
 
-def export(reader: Reader, keys: Mapping[str, str], start: int, end: int, folder: Path) -> int:
-    """Write the batches received in [start, end) with the agents' public keys and a README."""
+def export(reader: Reader, keys: KeyLines, start: int, end: int, folder: Path) -> int:
+    """Write the batches received in [start, end) with the agents' public keys and a README.
+
+    Raise ValueError when a batch was signed with a key watchdog.toml does not list: a third
+    party must get the keys from the configuration, not from the database being checked."""
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
     first_previous: bytes | None = None
+    used: set[str] = set()
     with (folder / "batches.jsonl").open("w", encoding="utf-8") as out:
         for row in reader.evidence(start, end):
             if first_previous is None:
                 first_previous = reader.previous_hash(row.id)
+            key_line = None
+            if row.signature is not None:
+                listed = {_raw(line): line for line in keys.get(row.agent, ())}
+                if row.public_key not in listed:
+                    raise ValueError(f"batch {row.batch} of agent {row.agent} was signed with a key watchdog.toml "
+                                     "does not list for it; list it (previous_keys) before exporting")
+                key_line = listed[row.public_key]
+                used.add(row.agent)
             out.write(json.dumps({
                 "evidence": row.id, "agent": row.agent, "batch": row.batch, "kind": row.kind, "path": row.path,
-                "sent": row.sent, "received_at": _iso(row.received_at),
+                "sent": row.sent, "received_at": _iso(row.received_at), "public_key": key_line,
                 "body": base64.b64encode(row.body).decode(), "body_sha256": row.body_sha256.hex(),
                 "signature": None if row.signature is None else base64.b64encode(row.signature).decode(),
                 "hash": row.hash.hex()}, sort_keys=True) + "\n")
             count += 1
-    used = {json.loads(line)["agent"] for line in (folder / "batches.jsonl").read_text().splitlines()}
     (folder / "public_keys.json").write_text(
-        json.dumps({agent: key for agent, key in sorted(keys.items()) if agent in used}, indent=2) + "\n")
+        json.dumps({agent: list(keys[agent]) for agent in sorted(used)}, indent=2) + "\n")
     (folder / "previous_hash.txt").write_text((first_previous or GENESIS).hex() + "\n")
     (folder / "README.md").write_text(README.format(
         count=count, start=_bound(start, "the start of the chain"), end=_bound(end, "the export"), version=VERSION))
@@ -111,8 +174,9 @@ README = textwrap.dedent('''\
     - `batches.jsonl`: one batch per line: `body` (base64 of the exact bytes the agent sent),
       `signature` (base64 Ed25519, null for history imported from a file), `sent`, `path`,
       `agent`, `batch`, and `hash`, the chain hash after this batch.
-    - `public_keys.json`: the agents' public keys (`ed25519:<base64>`), as configured on the watchdog.
-      Compare them with the keys the agents' owners printed with `slawatch-agent keygen`.
+    - `public_keys.json`: each agent's public keys (`ed25519:<base64>`) as configured on the watchdog,
+      the current one first, then earlier ones (key changes). Compare them with the keys the
+      agents' owners printed with `slawatch-agent keygen`. Each batch names the one it was signed with.
     - `previous_hash.txt`: the chain hash before the first batch here (64 zeros at the chain's start).
 
     Each batch was signed over these lines, joined by newlines:
@@ -124,8 +188,7 @@ README = textwrap.dedent('''\
     import base64, hashlib, json
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    keys = {{agent: Ed25519PublicKey.from_public_bytes(base64.b64decode(line.split(":", 1)[1]))
-            for agent, line in json.load(open("public_keys.json")).items()}}
+    keys = json.load(open("public_keys.json"))
     previous = bytes.fromhex(open("previous_hash.txt").read().strip())
     for line in open("batches.jsonl"):
         b = json.loads(line)
@@ -133,8 +196,10 @@ README = textwrap.dedent('''\
         digest = hashlib.sha256(body).digest()
         signature = base64.b64decode(b["signature"]) if b["signature"] else b""
         if signature:
+            assert b["public_key"] in keys[b["agent"]], f"batch {{b['batch']}}: signed with an unlisted key"
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(b["public_key"].split(":", 1)[1]))
             message = "\\n".join(["{version}", b["agent"], b["batch"], b["sent"], b["path"], digest.hex()])
-            keys[b["agent"]].verify(signature, message.encode())  # raises InvalidSignature if forged
+            key.verify(signature, message.encode())  # raises InvalidSignature if forged
         previous = hashlib.sha256(previous + digest + signature).digest()
         assert previous.hex() == b["hash"], f"chain broken at batch {{b['batch']}}"
     print("all batches verify; chain head", previous.hex())
@@ -153,70 +218,95 @@ class BadLine:
     reason: str
 
 
-def read_jsonl(path: Path) -> tuple[list[tuple[int, Reading]], list[BadLine]]:
-    """The readings of a JSON-lines file with their line numbers, and the lines that are not readings."""
-    good: list[tuple[int, Reading]] = []
-    bad: list[BadLine] = []
+@dataclass
+class Scan:
+    """What a first pass over an import file found."""
+
+    good: int = 0
+    bad: list[BadLine] = field(default_factory=list)
+    digest: str = ""
+
+
+def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tuple[int, Reading | BadLine]]:
+    """Each non-empty line of a JSON-lines file as a reading, or as the reason it is none."""
     seen: dict[tuple[str, int], int] = {}
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             try:
-                data = json.loads(raw)
-                reading = Reading.from_json(data)
+                reading = Reading.from_json(json.loads(raw.decode("utf-8")))
                 rows([reading])  # the same checks as ingest (text SQLite can hold)
-            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-                bad.append(BadLine(number, str(exc) if not isinstance(exc, json.JSONDecodeError)
-                                   else f"not JSON ({exc.msg})"))
+            except json.JSONDecodeError as exc:
+                yield number, BadLine(number, f"not JSON ({exc.msg})")
                 continue
-            except Exception as exc:  # Refused from rows(): same reason text
-                bad.append(BadLine(number, getattr(exc, "reason", str(exc))))
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                yield number, BadLine(number, str(exc) if not isinstance(exc, UnicodeDecodeError) else "not UTF-8")
+                continue
+            except Refused as refused:
+                yield number, BadLine(number, refused.reason.split(": ", 1)[-1])
+                continue
+            if reading.agent not in agents:
+                yield number, BadLine(number, f"agent {reading.agent} is not in watchdog.toml; list it there "
+                                              "(history of a retired agent too) or fix the line")
+                continue
+            if to_row(reading).ts > latest_ms:
+                yield number, BadLine(number, f"taken in the future ({reading.to_json()['ts']})")
                 continue
             key = (reading.agent, reading.seq)
             if key in seen:
-                bad.append(BadLine(number, f"agent {reading.agent} seq {reading.seq} already on line {seen[key]}"))
+                yield number, BadLine(number, f"agent {reading.agent} seq {reading.seq} already on line {seen[key]}")
                 continue
             seen[key] = number
-            good.append((number, reading))
-    return good, bad
+            yield number, reading
 
 
-def import_readings(store: Store, path: Path, readings: list[tuple[int, Reading]]) -> tuple[int, int]:
-    """Store readings through the ingest path, one evidence record per agent and 1,000 readings,
-    marked as imported; (stored, already present)."""
-    stored = duplicates = 0
-    name = path.name
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    group: list[Incoming] = []
-    for agent, chunk in _chunks(readings):
-        body = canonical_json({"agent": agent, "readings": [r.to_json() for _, r in chunk],
-                               "dropped": [], "file": name, "lines": [chunk[0][0], chunk[-1][0]]})
-        group.append(Incoming(agent=agent, batch=f"import-{digest}-{chunk[0][0]}", kind="import",
-                              path=f"import:{name}", sent=_iso(now_ms()), body=body, signature=None,
-                              public_key=None, rows=rows([r for _, r in chunk])))
-        if len(group) == IMPORT_GROUP:
-            stored, duplicates = _store(store, group, stored, duplicates)
-            group = []
+def scan_jsonl(path: Path, agents: Collection[str], latest_ms: int) -> Scan:
+    """First pass: count the good lines and name the bad ones (nothing is kept in memory)."""
+    scan = Scan(digest=hashlib.sha256(path.read_bytes()).hexdigest()[:16])
+    for _, item in _lines(path, agents, latest_ms):
+        if isinstance(item, BadLine):
+            scan.bad.append(item)
+        else:
+            scan.good += 1
+    return scan
+
+
+def import_readings(store: Store, path: Path, scan: Scan, agents: Collection[str],
+                    latest_ms: int) -> tuple[int, int]:
+    """Second pass: store the good lines through the ingest path, one evidence record per agent
+    and 1,000 readings, marked as imported, all in one transaction (a failure imports nothing);
+    (stored, already present)."""
+    results = store.store_atomically(_groups(path, scan.digest, agents, latest_ms))
+    stored = sum(0 if r.resend else r.ack["stored"] for r, _ in results)
+    duplicates = sum(count if r.resend else r.ack["duplicates"] + r.ack["reused_seqs"] for r, count in results)
+    return stored, duplicates
+
+
+def _groups(path: Path, digest: str, agents: Collection[str],
+            latest_ms: int) -> Iterator[list[tuple[Incoming, int]]]:
+    """Evidence records of up to 1,000 readings of one agent, IMPORT_GROUP at a time."""
+    pending: dict[str, list[tuple[int, Reading]]] = {}
+    group: list[tuple[Incoming, int]] = []
+    for number, item in _lines(path, agents, latest_ms):
+        if isinstance(item, BadLine):
+            continue
+        chunk = pending.setdefault(item.agent, [])
+        chunk.append((number, item))
+        if len(chunk) == IMPORT_BATCH:
+            group.append(_record(path, digest, item.agent, pending.pop(item.agent)))
+            if len(group) == IMPORT_GROUP:
+                yield group
+                group = []
+    group += [_record(path, digest, agent, chunk) for agent, chunk in pending.items()]
     if group:
-        stored, duplicates = _store(store, group, stored, duplicates)
-    return stored, duplicates
+        yield group
 
 
-def _store(store: Store, group: list[Incoming], stored: int, duplicates: int) -> tuple[int, int]:
-    """One transaction for the group; a resent chunk (the file imported before) counts as duplicates."""
-    for incoming, result in zip(group, store.store(group)):
-        if isinstance(result, Exception):
-            raise result
-        stored += 0 if result.resend else result.ack["stored"]
-        duplicates += len(incoming.rows) if result.resend else result.ack["duplicates"]
-    return stored, duplicates
-
-
-def _chunks(readings: list[tuple[int, Reading]]) -> Iterator[tuple[str, list[tuple[int, Reading]]]]:
-    by_agent: dict[str, list[tuple[int, Reading]]] = {}
-    for item in readings:
-        by_agent.setdefault(item[1].agent, []).append(item)
-    for agent, items in by_agent.items():
-        for i in range(0, len(items), IMPORT_BATCH):
-            yield agent, items[i:i + IMPORT_BATCH]
+def _record(path: Path, digest: str, agent: str, chunk: list[tuple[int, Reading]]) -> tuple[Incoming, int]:
+    body = canonical_json({"agent": agent, "readings": [r.to_json() for _, r in chunk], "dropped": [],
+                           "file": path.name, "lines": [chunk[0][0], chunk[-1][0]]})
+    incoming = Incoming(agent=agent, batch=f"import-{digest}-{chunk[0][0]}", kind="import", path=f"import:{path.name}",
+                        sent=_iso(now_ms()), body=body, signature=None, public_key=None,
+                        rows=rows([r for _, r in chunk]))
+    return incoming, len(chunk)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slawatch.agent.protocol import Envelope, Refused, parse_batch_fields
+from slawatch.agent.protocol import Envelope, Refused, canonical_json, parse_batch_fields
 from slawatch.collectors.reading import Reading
 
 from .store import Row
@@ -82,6 +82,10 @@ def parse_manifest(agent: str, data: Any) -> dict[str, Any]:
         if check["id"] in seen:
             raise Refused(422, f"checks[{i}]: check {check['id']!r} listed twice")
         seen.add(check["id"])
+    try:
+        canonical_json(data)
+    except UnicodeEncodeError:
+        raise Refused(422, "the manifest holds text that is not valid Unicode (lone surrogate)") from None
     return data
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -23,8 +23,7 @@ from prometheus_client.registry import Collector
 
 from slawatch.agent import systemd
 from slawatch.agent.protocol import (
-    HEADER_SENT, HEADER_SIGNATURE, INGEST_PATH, MANIFEST_PATH, Envelope, Refused,
-    public_key_from_line, verify,
+    INGEST_PATH, MANIFEST_PATH, Envelope, Refused, check_envelope, public_key_from_line, verify,
 )
 from slawatch.config import ConfigError, WatchdogConfig, load_watchdog
 
@@ -39,6 +38,7 @@ PURGE_EVERY_S = 3600.0
 SILENT_AFTER_INTERVALS = 3
 DEFAULT_INTERVAL_S = 60.0        # for an agent that has not sent its manifest yet
 SHUTDOWN_TIMEOUT_S = 10.0
+BODIES_AT_ONCE = 16              # request bodies read at the same time (each up to max_batch_size)
 
 
 @dataclass(frozen=True)
@@ -94,18 +94,18 @@ class _StateCollector(Collector):
         size.add_metric([], w.database_bytes())
         yield size
         silent = GaugeMetricFamily("slawatch_agents_silent", "Configured agents that stopped reporting")
-        silent.add_metric([], sum(1 for since in w.silent.values() if since is not None))
+        silent.add_metric([], sum(1 for since in list(w.silent.values()) if since is not None))
         yield silent
         seen = GaugeMetricFamily("slawatch_agent_last_seen_timestamp_seconds",
                                  "When each agent's last batch was accepted", labels=["agent"])
-        for state in w.agents.values():
+        for state in list(w.agents.values()):  # copies: the event loop may replace them meanwhile
             if state.last_seen is not None:
                 seen.add_metric([state.name], state.last_seen / 1000)
         yield seen
         blind = GaugeMetricFamily("slawatch_blind_spot_agents",
                                   "Agents reporting a contract check that fewer agents than its quorum report",
                                   labels=["contract", "service", "check", "quorum"])
-        for spot in w.blind_spots:
+        for spot in list(w.blind_spots):
             blind.add_metric([spot.contract, spot.service, spot.check, str(spot.quorum)], spot.agents)
         yield blind
 
@@ -131,6 +131,7 @@ class Watchdog:
     silent: dict[str, int | None] = field(default_factory=dict)
     blind_spots: list[BlindSpot] = field(default_factory=list)
     metrics: Metrics = field(init=False)
+    reading_bodies: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(BODIES_AT_ONCE))
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self)
@@ -164,7 +165,11 @@ class Watchdog:
         if config.database != self.config.database or (config.listen_host, config.listen_port) != (
                 self.config.listen_host, self.config.listen_port):
             log.warning("event=reload-partial reason=%r", "database and listen take effect on restart only")
+            config = dataclasses.replace(config, database=self.config.database, listen_host=self.config.listen_host,
+                                         listen_port=self.config.listen_port)
         self.settings = Settings.of(config)
+        listed = {agent.id for agent in config.agents}
+        self.silent = {agent: since for agent, since in self.silent.items() if agent in listed}
         log.info("event=reloaded agents=%d contracts=%d", len(config.agents), len(config.contracts))
         self.refresh_blind_spots(log_them=True)
         return True
@@ -191,7 +196,8 @@ class Watchdog:
         for agent in self.config.agents:
             state = self.agents.get(agent.id)
             limit_ms = SILENT_AFTER_INTERVALS * shortest_interval_s(state) * 1000
-            last = state.last_seen if state and state.last_seen is not None else self.started_ms
+            # Since this watchdog started at the earliest: its own downtime is nobody's silence.
+            last = max(state.last_seen or 0, self.started_ms) if state else self.started_ms
             was = self.silent.get(agent.id, state.silent_since if state else None)
             if now - last > limit_ms:
                 if was is None:
@@ -287,7 +293,11 @@ async def _receive(request: web.Request, kind: str) -> web.Response:
 
 async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored:
     settings = watchdog.settings
-    body = await _read_body(request, settings.config.max_batch_size)
+    # Who, which batch and when are checked before a byte of the body is read, and bodies are read a
+    # few at a time: nobody gets the watchdog to buffer megabytes without naming a known agent.
+    check_envelope(request.headers, settings.keys, max_skew_s=settings.config.max_clock_skew)
+    async with watchdog.reading_bodies:
+        body = await _read_body(request, settings.config.max_batch_size)
     envelope = verify(request.headers, request.path, body, settings.keys,
                       max_skew_s=settings.config.max_clock_skew)
     wait = settings.limiter.allow(envelope.agent)
@@ -306,21 +316,24 @@ async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored
                                                           "code": "store-failed"}),
                                          content_type="application/json") from None
     if kind == "manifest" and not stored.resend:
-        await asyncio.to_thread(watchdog.read_agents)
-        watchdog.refresh_blind_spots()
+        try:
+            await asyncio.to_thread(watchdog.read_agents)
+        except Exception:  # stored and acknowledged all the same; liveness reads again in seconds
+            log.exception("event=read-agents-failed after=manifest agent=%s", envelope.agent)
+        else:
+            watchdog.refresh_blind_spots()
     return stored
 
 
 def _incoming(request: web.Request, envelope: Envelope, body: bytes, kind: str, settings: Settings) -> Incoming:
     key = settings.keys[envelope.agent].public_bytes_raw()
-    signature = base64.b64decode(request.headers[HEADER_SIGNATURE])
     common = dict(agent=envelope.agent, batch=envelope.batch, kind=kind, path=request.path,
-                  sent=request.headers[HEADER_SENT], body=body, signature=signature, public_key=key)
+                  sent=envelope.sent_text, body=body, signature=envelope.signature, public_key=key)
     if kind == "manifest":
         try:
-            data = json.loads(body)
+            data = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError):
-            raise Refused(400, "body is not JSON", "not-json") from None
+            raise Refused(400, "body is not UTF-8 JSON", "not-json") from None
         return Incoming(**common, manifest=parse_manifest(envelope.agent, data))  # type: ignore[arg-type]
     latest = ts_ms(envelope.sent) + int(settings.config.max_clock_skew * 1000)
     return Incoming(**common, parse=partial(_readings_of, envelope, body, latest))  # type: ignore[arg-type]

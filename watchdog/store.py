@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from slawatch.agent.protocol import canonical_json
+from slawatch.collectors.reading import MAX_INTERVAL_S
 
 from . import sketch
 from .intervals import UNKNOWN, Run, fold, hold_ms
@@ -236,7 +237,7 @@ def chain_hash(previous: bytes, body_sha256: bytes, signature: bytes | None) -> 
 def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
     """A connection with the store's settings: WAL, FULL sync, explicit transactions."""
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True, isolation_level=None,
                                check_same_thread=False)
     else:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -315,6 +316,7 @@ class Store:
         self._newest: dict[int, int] = {}  # the newest rollup bucket stored, per series
         self.late_beyond_retention = 0  # late readings whose neighbours were purged: intervals untouched
         self._late_in_group = 0
+        self.reused_seqs = 0  # readings refused because their seq was stored for another reading
 
     def close(self) -> None:
         self.conn.close()
@@ -331,28 +333,58 @@ class Store:
         failed: dict[int, Exception] = {}
         while True:
             self._late_in_group = 0
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 self._check_foreign_writes()
                 results = self._store_group(batches, failed)
                 conn.execute("COMMIT")
                 self.late_beyond_retention += self._late_in_group
             except _BatchFailed as bad:
-                conn.execute("ROLLBACK")
-                self._forget()
+                self._abandon()
                 batch = batches[bad.index]
                 log.error("event=store-batch-failed agent=%s batch=%s error=%r", batch.agent, batch.batch,
                           str(bad.error))
                 failed[bad.index] = bad.error
                 continue
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self._forget()
+                # The database failed (disk full, I/O error): the whole group, which SQLite may have
+                # rolled back by itself already.
+                self._abandon()
                 raise
             # No data_version read here: another writer may commit right after us. Our own commits never
             # change it, so the value _check_foreign_writes read inside the transaction stays right.
             return results
+
+    def store_atomically(self, groups: Iterable[Sequence[tuple[Incoming, int]]]) -> list[tuple[Stored, int]]:
+        """Store every group in ONE transaction (an import): any failure rolls all of it back and
+        raises. Each batch comes with a number the caller wants back beside its result."""
+        conn = self.conn
+        results: list[tuple[Stored, int]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self._check_foreign_writes()
+            for group in groups:
+                for (_, extra), result in zip(group, self._store_group([batch for batch, _ in group], {})):
+                    if isinstance(result, Exception):
+                        raise result
+                    results.append((result, extra))
+            conn.execute("COMMIT")
+        except _BatchFailed as bad:
+            self._abandon()
+            raise bad.error from None
+        except BaseException:
+            self._abandon()
+            raise
+        return results
+
+    def _abandon(self) -> None:
+        """Roll back what is left of the transaction and forget every cached id, tail and bucket:
+        ids handed out inside it may be handed out again."""
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self._forget()
 
     def _store_group(self, batches: Sequence[Incoming], failed: dict[int, Exception]) -> list[Stored | Exception]:
         head = self._head()
@@ -367,6 +399,10 @@ class Store:
             except Conflict as conflict:  # found before anything of the batch was written
                 results.append(conflict)
                 continue
+            except sqlite3.IntegrityError as exc:
+                raise _BatchFailed(number, exc) from exc
+            except sqlite3.DatabaseError:
+                raise  # the database itself failed: no batch of the group is to blame
             except Exception as exc:
                 raise _BatchFailed(number, exc) from exc
             results.append(stored)
@@ -381,12 +417,14 @@ class Store:
             if existing[0] != batch.body_sha256:
                 raise Conflict(f"batch {batch.batch} was already stored with another body")
             return Stored(json.loads(existing[1]), resend=True), head
+        if not all(0 < row.interval_s <= MAX_INTERVAL_S for row in batch.rows):
+            raise ValueError(f"an interval_s outside (0, {MAX_INTERVAL_S:g}] seconds")  # fails this batch only
         agent_id = self._agent_id(batch.agent, batch.received_at)
-        rows = self._new_rows(agent_id, batch.rows)
+        rows, reused = self._new_rows(agent_id, batch.rows)
         digest = chain_hash(head, batch.body_sha256, batch.signature)
         evidence_id = (conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM evidence").fetchone()[0])
         ack = {"batch": batch.batch, "evidence": evidence_id, "chain": digest.hex(),
-               "stored": len(rows), "duplicates": len(batch.rows) - len(rows),
+               "stored": len(rows), "duplicates": len(batch.rows) - len(rows) - reused, "reused_seqs": reused,
                "dropped_ranges": len(batch.dropped)}
         conn.execute(
             "INSERT INTO evidence (id, agent_id, batch, kind, path, sent, received_at, body, body_sha256, "
@@ -402,17 +440,32 @@ class Store:
         self._update_agent(agent_id, batch, rows)
         return Stored(ack, resend=False), digest
 
-    def _new_rows(self, agent_id: int, rows: Sequence[Row]) -> list[Row]:
-        """The rows whose (agent, seq) is not stored yet: resent readings count once."""
+    def stored_body(self, agent: str, batch: str) -> bytes | None:
+        """The SHA-256 of the body stored for this batch id, if any."""
+        row = self.conn.execute("SELECT e.body_sha256 FROM evidence e JOIN agents a ON a.id = e.agent_id "
+                                "WHERE a.name = ? AND e.batch = ?", (agent, batch)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _new_rows(self, agent_id: int, rows: Sequence[Row]) -> tuple[list[Row], int]:
+        """The rows whose (agent, seq) is not stored yet (resent readings count once), and how many
+        seqs came back with another reading than the stored one."""
         if not rows:
-            return []
+            return [], 0
         seqs = [row.seq for row in rows]
         if len(set(seqs)) != len(seqs):
             raise ValueError("a batch holds the same seq twice")
-        known = {seq for (seq,) in self.conn.execute(
-            "SELECT seq FROM readings WHERE agent_id = ? AND seq BETWEEN ? AND ?",
-            (agent_id, min(seqs), max(seqs)))}
-        return [row for row in rows if row.seq not in known]
+        known = {seq: (check, ts) for seq, check, ts in self.conn.execute(
+            "SELECT r.seq, s.check_id, r.ts FROM readings r JOIN series s ON s.id = r.series_id "
+            "WHERE r.agent_id = ? AND r.seq BETWEEN ? AND ?", (agent_id, min(seqs), max(seqs)))}
+        if not known:
+            return list(rows), 0
+        reused = [row.seq for row in rows if row.seq in known and known[row.seq] != (row.check, row.ts)]
+        if reused:
+            # Not a resend: the agent numbered other readings with seqs already stored (a reinstalled
+            # agent with a lost spool?). The stored ones stay; the new ones cannot be told apart.
+            self.reused_seqs += len(reused)
+            log.warning("event=seq-reused agent_id=%d seqs=%d first=%d", agent_id, len(reused), reused[0])
+        return [row for row in rows if row.seq not in known], len(reused)
 
     def _insert_readings(self, agent_id: int, evidence_id: int, rows: list[Row], writes: _Writes) -> None:
         by_series: dict[int, list[Row]] = {}
@@ -611,6 +664,8 @@ class Store:
                                                  (series_id, history_before)).rowcount
                 if deleted >= limit:
                     break
+        if deleted:
+            self._forget()  # cached tails and buckets may be among what was deleted
         return deleted
 
     def _transaction(self) -> Any:
@@ -625,8 +680,7 @@ class Store:
                 if kind is None:
                     store.conn.execute("COMMIT")  # data_version: read inside the transaction only, see store()
                 else:
-                    store.conn.execute("ROLLBACK")
-                    store._forget()
+                    store._abandon()
 
         return _Tx()
 
@@ -706,6 +760,15 @@ class Reader:
                 bodies[evidence_id] = self._metrics_of(evidence_id)
             metrics = bodies[evidence_id].get(row[1])
             yield (*row[:7], _canonical(metrics) if metrics else None, row[7])
+
+    def readings_of(self, agent: str, first: int, last: int, evidence_id: int) -> list[tuple[Any, ...]]:
+        """(seq, check, ts, status, interval_s, latency_ms, error) of the readings a batch brought,
+        its seqs being within [first, last]."""
+        return self.conn.execute(
+            "SELECT r.seq, s.check_id, r.ts, r.status, r.interval_s, r.latency_ms, r.error FROM readings r "
+            "JOIN series s ON s.id = r.series_id JOIN agents a ON a.id = r.agent_id "
+            "WHERE a.name = ? AND r.seq BETWEEN ? AND ? AND r.evidence_id = ? ORDER BY r.seq",
+            (agent, first, last, evidence_id)).fetchall()
 
     def _metrics_of(self, evidence_id: int) -> dict[int, Any]:
         body = self.conn.execute("SELECT body FROM evidence WHERE id = ?", (evidence_id,)).fetchone()[0]

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .store import Incoming, Store, Stored
+from slawatch.agent.protocol import Refused
+
+from .store import Conflict, Incoming, Store, Stored
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ class Writer:
                 return
 
     def _commit(self, group: list[tuple[Incoming, concurrent.futures.Future[Stored] | None]]) -> None:
-        group = [item for item in group if _parsed(*item)]
+        group = [item for item in group if self._parsed(*item)]
         if not group:
             return
         try:
@@ -106,6 +108,25 @@ class Writer:
             else:
                 future.set_result(result)
 
+    def _parsed(self, batch: Incoming, future: concurrent.futures.Future[Stored] | None) -> bool:
+        """Parse a batch that came as a body; a refused one is answered here and left out."""
+        if batch.parse is None:
+            return True
+        try:
+            batch.rows, batch.dropped = batch.parse()
+        except Exception as exc:
+            if not isinstance(exc, Refused):  # a body our parser chokes on is still the sender's problem
+                log.exception("event=parse-failed agent=%s batch=%s", batch.agent, batch.batch)
+                exc = Refused(422, f"the body could not be read as readings ({type(exc).__name__})")
+            stored = self.store.stored_body(batch.agent, batch.batch)
+            if stored is not None and stored != batch.body_sha256:  # a replay is a conflict, valid or not
+                exc = Conflict(f"batch {batch.batch} was already stored with another body")
+            if future is not None:
+                future.set_exception(exc)
+            return False
+        batch.parse = None
+        return True
+
     def _call(self, function: Callable[[Store], Any], future: concurrent.futures.Future[Any] | None) -> None:
         if future is None:
             return  # nobody waits for it any more
@@ -121,16 +142,3 @@ def _claim(item: tuple[Any, concurrent.futures.Future[Any]]) -> tuple[Any, concu
     work, future = item
     return work, future if future.set_running_or_notify_cancel() else None
 
-
-def _parsed(batch: Incoming, future: concurrent.futures.Future[Stored] | None) -> bool:
-    """Parse a batch that came as a body; a refused one is answered here and left out."""
-    if batch.parse is None:
-        return True
-    try:
-        batch.rows, batch.dropped = batch.parse()
-    except Exception as exc:  # Refused: the body is bad; anything else is ours, and answered as such
-        if future is not None:
-            future.set_exception(exc)
-        return False
-    batch.parse = None
-    return True

@@ -1,0 +1,333 @@
+"""The watchdog under hostile or unlucky conditions: odd headers and values, a full disk, a changed
+key, a reload, a restart. Each test states what must hold."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import http.client
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from slawatch.agent.protocol import (
+    HEADER_SENT, HEADER_SIGNATURE, INGEST_PATH, MANIFEST_PATH, batch_body, canonical_json, new_batch_id, sign,
+)
+from slawatch.config.keys import public_key_line
+from slawatch.watchdog.evidence import verify_chain
+from slawatch.watchdog.server import Settings
+from slawatch.watchdog.store import Incoming, Reader, Row, Store, Stored, migrate, now_ms
+from slawatch.config import load_watchdog
+
+from .watchdog_peers import AGENT, KEY, PUBLIC, WATCHDOG_BIN, Served, reading, serving, write_config
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(write_config(tmp_path_factory.mktemp("hardening"))) as s:
+        yield s
+
+
+def counts(database: Path) -> dict[str, int]:
+    with Reader(database) as reader:
+        return {t: reader.count(t) for t in ("evidence", "readings", "intervals", "agents", "series")}
+
+
+def body_of(items: list[dict]) -> bytes:
+    return canonical_json({"agent": AGENT, "readings": items, "dropped": []})
+
+
+def raw_post(base: str, path: str, body: bytes, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
+    """POST with headers as a list, so a name may repeat (urllib cannot)."""
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        conn.putrequest("POST", path)
+        for name, value in headers + [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]:
+            conn.putheader(name, value)
+        conn.endheaders(body)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+# --- 5xx from client input ---------------------------------------------------------------------
+
+def test_unsigned_request_with_an_out_of_range_send_time_is_a_400_not_a_500(served: Served) -> None:
+    """A send time that overflows the calendar with its offset is a malformed header (400), before any signature."""
+    status, text = raw_post(served.client.base, INGEST_PATH, b"{}", [
+        ("Slawatch-Agent", AGENT), ("Slawatch-Batch", "abcdefgh12"),
+        ("Slawatch-Sent", "9999-12-31T23:59:59-23:59"),
+        ("Slawatch-Signature", base64.b64encode(b"x" * 64).decode())])
+    assert status == 400, text
+
+
+def test_signed_reading_with_an_out_of_range_ts_is_a_422(served: Served) -> None:
+    """A reading time out of the calendar's range is a bad reading (422), not a store failure."""
+    before = counts(served.database)
+    item = reading(9001).to_json() | {"ts": "0001-01-01T00:00:00+01:00"}
+    answer = served.client.send(body=body_of([item]))
+    assert answer.status == 422, answer
+    assert counts(served.database) == before
+
+
+def test_signed_reading_with_a_huge_interval_is_a_422_not_a_503(served: Served) -> None:
+    """An interval_s no store can hold (1e300) is a bad reading (422): the agent is told, not kept retrying."""
+    before = counts(served.database)
+    answer = served.client.send(body=body_of([reading(9002, interval_s=1e300).to_json()]))
+    assert answer.status == 422, answer
+    assert counts(served.database) == before
+
+
+def test_raw_utf8_surrogate_bytes_in_a_body_are_a_4xx_not_a_503(served: Served) -> None:
+    """Surrogates encoded as raw UTF-8 bytes are not UTF-8: the body is refused (400), nothing stored."""
+    before = counts(served.database)
+    body = body_of([reading(9003).to_json()]).replace(b'"check":"web"', b'"check":"w\xed\xa0\x80b"')
+    answer = served.client.send(body=body)
+    assert (answer.status, answer.body["code"]) == (400, "not-json"), answer
+    assert counts(served.database) == before
+
+
+def test_manifest_with_a_lone_surrogate_is_a_422_not_a_503(served: Served) -> None:
+    manifest = (b'{"agent":"%s","canaries":[],"checks":[],"version":"1\\ud800"}' % AGENT.encode())
+    answer = served.client.send(body=manifest, path=MANIFEST_PATH)
+    assert answer.status == 422, answer
+
+
+# --- duplicated headers: verify() checks the last one, the evidence stores the first -----------
+
+def _signed(readings_: list, batch: str) -> tuple[bytes, dict[str, str]]:
+    body = batch_body(AGENT, readings_)
+    return body, sign(KEY, AGENT, batch, INGEST_PATH, body)
+
+
+def _chain_ok(served: Served) -> object:
+    keys = {a.id: [a.public_key, *a.previous_keys] for a in served.watchdog.config.agents}
+    with Reader(served.database) as reader:
+        return verify_chain(reader, keys).finding
+
+
+def test_a_repeated_signature_header_cannot_make_the_chain_unverifiable(tmp_path: Path) -> None:
+    """A repeated Slawatch-Signature header is refused (400): the evidence keeps exactly what was verified."""
+    with serving(write_config(tmp_path)) as served:
+        body, headers = _signed([reading(9101)], new_batch_id())
+        listed = [(k, v) for k, v in headers.items() if k != HEADER_SIGNATURE]
+        status, text = raw_post(served.client.base, INGEST_PATH, body,
+                                listed + [(HEADER_SIGNATURE, "!!!"), (HEADER_SIGNATURE, headers[HEADER_SIGNATURE])])
+        first = (status, text, _chain_ok(served))
+        body, headers = _signed([reading(9102)], new_batch_id())
+        listed = [(k, v) for k, v in headers.items() if k != HEADER_SIGNATURE]
+        status, text = raw_post(served.client.base, INGEST_PATH, body,
+                                listed + [(HEADER_SIGNATURE, "QQ"), (HEADER_SIGNATURE, headers[HEADER_SIGNATURE])])
+        assert first[0] < 500 and first[2] is None, first
+        assert status < 500, text
+
+
+def test_a_repeated_sent_header_cannot_make_the_chain_unverifiable(tmp_path: Path) -> None:
+    with serving(write_config(tmp_path)) as served:
+        body, headers = _signed([reading(9103)], new_batch_id())
+        other = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        listed = [(k, v) for k, v in headers.items() if k != HEADER_SENT]
+        status, text = raw_post(served.client.base, INGEST_PATH, body,
+                                listed + [(HEADER_SENT, other), (HEADER_SENT, headers[HEADER_SENT])])
+        assert _chain_ok(served) is None, (status, text)
+
+
+# --- import -------------------------------------------------------------------------------------
+
+def test_an_import_with_a_line_the_store_cannot_hold_imports_nothing(tmp_path: Path) -> None:
+    """A repeated Slawatch-Sent header is refused (400): the stored send time is the signed one."""
+    agents = [(f"probe-{i:02d}", PUBLIC) for i in range(51)]
+    config = write_config(tmp_path, agents=agents)
+    lines = [json.dumps(reading(1, agent=f"probe-{i:02d}").to_json()) for i in range(50)]
+    lines.append(json.dumps(reading(1, agent="probe-50", interval_s=1e300).to_json()))
+    (tmp_path / "h.jsonl").write_text("\n".join(lines) + "\n")
+    result = subprocess.run([WATCHDOG_BIN, "import", "-c", str(config), str(tmp_path / "h.jsonl")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert f"{tmp_path / 'h.jsonl'}:51: 'interval_s' must be a positive number" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "watchdog.db").exists()
+
+
+def test_an_import_is_one_transaction(tmp_path: Path) -> None:
+    """A store failure in the middle of an import (here: the database refuses to grow) leaves
+    nothing of the file behind."""
+    agents = [(f"probe-{i:02d}", PUBLIC) for i in range(60)]
+    config = write_config(tmp_path, agents=agents)
+    lines = [json.dumps(reading(n, agent=f"probe-{i:02d}", at_s=n * 30, error="x" * 200).to_json())
+             for i in range(60) for n in range(1, 200)]
+    (tmp_path / "h.jsonl").write_text("\n".join(lines) + "\n")
+    Store(tmp_path / "watchdog.db").close()
+    with sqlite3.connect(tmp_path / "watchdog.db") as conn:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    code = (f"import sqlite3, sys\nfrom slawatch.watchdog import store\n"
+            f"original = store.connect\n"
+            f"def connect(path, readonly=False):\n"
+            f"    conn = original(path, readonly)\n"
+            f"    conn.execute('PRAGMA max_page_count = {pages + 40}')\n"
+            f"    return conn\n"
+            f"store.connect = connect\n"
+            f"from slawatch.watchdog.cli import main\n"
+            f"sys.exit(main(['import', '-c', {str(config)!r}, {str(tmp_path / 'h.jsonl')!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "nothing imported" in result.stderr and "Traceback" not in result.stderr
+    with Reader(tmp_path / "watchdog.db") as reader:
+        assert reader.count("readings") == 0 and reader.count("evidence") == 0
+
+
+# --- liveness -----------------------------------------------------------------------------------
+
+def test_a_restarted_watchdog_does_not_call_its_agents_silent_for_its_own_downtime(tmp_path: Path) -> None:
+    """After the watchdog itself was down, its agents get 3 intervals from its start before they are silent."""
+    config_path = write_config(tmp_path)
+    config = load_watchdog(config_path)
+    migrate(config.database)
+    store = Store(config.database)
+    hour_ago = now_ms() - 3_600_000
+    body = batch_body(AGENT, [reading(1)])
+    store.store([Incoming(agent=AGENT, batch="old-batch-1", kind="readings", path=INGEST_PATH, sent="x",
+                          body=body, signature=b"s" * 64, public_key=None,
+                          rows=[], received_at=hour_ago)])
+    store.close()
+    with serving(config_path) as served:
+        time.sleep(0.5)  # the first liveness round runs at start
+        assert served.watchdog.silent.get(AGENT) is None, served.watchdog.silent
+
+
+# --- evidence -----------------------------------------------------------------------------------
+
+def test_verify_after_a_key_change_needs_the_old_key_listed(tmp_path: Path) -> None:
+    """After the agent's key changes in watchdog.toml, its earlier batches verify with the old key
+    kept in previous_keys, and are named (not trusted by the key stored beside them) without it."""
+    config = write_config(tmp_path)
+    with serving(config) as served:
+        assert served.client.send([reading(1)], batch="before-the-change").status == 200
+    new_key = public_key_line(Ed25519PrivateKey.generate())
+    write_config(tmp_path, agents=[(AGENT, new_key)])
+    refused = subprocess.run([WATCHDOG_BIN, "evidence", "verify", "-c", str(config)],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert "before-the-change" in refused.stderr and "previous_keys" in refused.stderr
+    config.write_text(config.read_text().replace(f'public_key = "{new_key}"',
+                                                 f'public_key = "{new_key}"\nprevious_keys = ["{PUBLIC}"]'))
+    result = subprocess.run([WATCHDOG_BIN, "evidence", "verify", "-c", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_export_of_an_unlisted_agents_batches_is_refused_not_half_done(tmp_path: Path) -> None:
+    """An agent removed from watchdog.toml: its batches cannot be exported with a key the third
+    party can trust, so the export says so instead of writing an unverifiable folder."""
+    config = write_config(tmp_path)
+    with serving(config) as served:
+        assert served.client.send([reading(1)]).status == 200
+    write_config(tmp_path, agents=[("other-probe", public_key_line(Ed25519PrivateKey.generate()))])
+    out = tmp_path / "export"
+    result = subprocess.run([WATCHDOG_BIN, "evidence", "export", "-c", str(config), "--to", str(out)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"of agent {AGENT} was signed with a key watchdog.toml does not list" in result.stderr
+
+
+# --- paths --------------------------------------------------------------------------------------
+
+def test_a_database_path_with_a_hash_sign_works(tmp_path: Path) -> None:
+    """A database path holding '#', '?' or '%' opens that file, for readers too."""
+    folder = tmp_path / "site#1"
+    folder.mkdir()
+    config = write_config(folder)
+    with serving(config) as served:
+        assert served.client.send([reading(1)]).status == 200
+
+
+# --- store: one agent's batch fails everybody's, purge vs caches -----------------------------------
+
+def _incoming(agent: str, rows: list[Row], batch: str) -> Incoming:
+    body = canonical_json({"agent": agent, "readings": [], "dropped": [], "n": batch})
+    return Incoming(agent=agent, batch=batch, kind="readings", path=INGEST_PATH, sent="x", body=body,
+                    signature=b"s" * 64, public_key=None, rows=rows)
+
+
+def test_a_poison_batch_fails_only_itself_not_its_whole_group(tmp_path: Path) -> None:
+    """A batch the store cannot hold fails alone; the other batches of its group are stored."""
+    store = Store(tmp_path / "db")
+    t = now_ms() - 60_000
+    good = _incoming("good-probe", [Row(1, "web", t, "up", 30.0, None, {}, None)], "good-batch-1")
+    poison = _incoming("bad-probe", [Row(1, "web", t, "up", 1e300, None, {}, None)], "bad-batch-1")
+    try:
+        results = store.store([good, poison])
+    except Exception as exc:
+        results = [exc, exc]
+    finally:
+        store.close()
+    assert isinstance(results[0], Stored), results
+
+
+def test_purged_history_does_not_come_back_from_the_tail_cache(tmp_path: Path) -> None:
+    """History purged past retention does not come back from the writer's cached interval tails."""
+    store = Store(tmp_path / "db")
+    day = 86_400_000
+    old = now_ms() - 500 * day
+    try:
+        store.store([_incoming("p", [Row(1, "web", old, "up", 30.0, None, {}, None)], "batch-old-1")])
+        store.purge(readings_before=now_ms() - 35 * day, history_before=now_ms() - 400 * day)
+        store.store([_incoming("p", [Row(2, "web", now_ms() - 1000, "up", 30.0, None, {}, None)], "batch-new-1")])
+    finally:
+        store.close()
+    with Reader(tmp_path / "db") as reader:
+        runs = reader.intervals("p", "web")
+    assert all(run.end >= now_ms() - 400 * day for run in runs), runs
+
+
+def test_a_disk_full_error_does_not_leave_stale_caches_that_mix_up_agents(tmp_path: Path) -> None:
+    """A full disk (SQLITE_FULL) fails the whole group, acknowledges nothing, and leaves no cached ids that
+    would file one agent's readings under another."""
+    store = Store(tmp_path / "db")
+    t = now_ms() - 10_000_000
+
+    def rows(first: int, n: int, check: str = "web") -> list[Row]:
+        return [Row(first + i, check, t + i * 30_000, "up", 30.0, 5.0, {}, None) for i in range(n)]
+
+    try:
+        assert isinstance(store.store([_incoming("a", rows(1, 10), "a-0001")])[0], Stored)
+        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+        store.conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk fills up
+        try:
+            store.store([_incoming("x", rows(1, 3), "x-0001"), _incoming("a", rows(100, 5000), "a-0002")])
+        except Exception:
+            pass  # a failure is fine; what it leaves behind is not
+        store.conn.execute("PRAGMA max_page_count = 1073741823")  # space freed
+        results = store.store([_incoming("x", rows(1, 3), "x-0001"), _incoming("y", rows(1, 3, "mail"), "y-0001")])
+    finally:
+        store.close()
+    assert [r.ack["stored"] for r in results if isinstance(r, Stored)] == [3, 3], results
+    with Reader(tmp_path / "db") as reader:
+        assert [(e.agent, e.batch) for e in reader.evidence()] == [("a", "a-0001"), ("x", "x-0001"), ("y", "y-0001")]
+
+
+def test_reload_with_another_database_path_keeps_using_the_open_one(tmp_path: Path) -> None:
+    """A reload naming another database keeps using the open one (until a restart), liveness included."""
+    config = write_config(tmp_path)
+    with serving(config) as served:
+        config.write_text(config.read_text().replace('database = "watchdog.db"', 'database = "elsewhere.db"'))
+        asyncio.run_coroutine_threadsafe(_reload(served), served.loop).result(10)
+        manifest = {"agent": AGENT, "version": "1", "canaries": [],
+                    "checks": [{"id": "web", "type": "http", "interval_s": 30, "timeout_s": 10, "target": "x"}]}
+        answer = served.client.send(body=canonical_json(manifest), path=MANIFEST_PATH)
+        assert answer.status == 200, answer
+
+
+async def _reload(served: Served) -> bool:
+    return served.watchdog.reload()
