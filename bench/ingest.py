@@ -182,9 +182,12 @@ def check_month(folder: Path, checks: int) -> dict[str, float]:
 
 
 async def main() -> None:
+    global CHECKS_PER_AGENT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer readings (smoke)")
+    parser.add_argument("--checks", type=int, default=CHECKS_PER_AGENT, help="checks per agent (default 1,000)")
     args = parser.parse_args()
+    CHECKS_PER_AGENT = args.checks
     per_agent = 10_000 if args.quick else 50_000
     start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(days=1)
     results = {}
