@@ -331,3 +331,47 @@ def test_reload_with_another_database_path_keeps_using_the_open_one(tmp_path: Pa
 
 async def _reload(served: Served) -> bool:
     return served.watchdog.reload()
+
+
+def test_a_reused_seq_is_counted_and_the_stored_reading_kept(tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A seq that comes back with another reading (an agent whose spool was lost and renumbered)
+    is no resend: the stored reading stays, and the acknowledgement and the log say so."""
+    store = Store(tmp_path / "db")
+    t = now_ms() - 60_000
+    try:
+        (first,) = store.store([_incoming("probe", [Row(7, "web", t, "up", 30.0, None, {}, None)], "batch-one")])
+        (again,) = store.store([_incoming("probe", [Row(7, "web", t + 30_000, "down", 30.0, None, {}, "x"),
+                                                    Row(8, "web", t + 60_000, "up", 30.0, None, {}, None)],
+                                          "batch-two")])
+        resent = store.store([_incoming("probe", [Row(7, "web", t, "up", 30.0, None, {}, None)], "batch-three")])
+    finally:
+        store.close()
+    assert isinstance(first, Stored) and isinstance(again, Stored) and isinstance(resent[0], Stored)
+    assert (again.ack["stored"], again.ack["duplicates"], again.ack["reused_seqs"]) == (1, 0, 1)
+    assert (resent[0].ack["duplicates"], resent[0].ack["reused_seqs"]) == (1, 0)  # a true resend
+    assert "event=seq-reused" in caplog.text
+    with Reader(tmp_path / "db") as reader:
+        rows = list(reader.readings("probe"))
+    assert [(r[1], r[4]) for r in rows] == [(7, "up"), (8, "up")]
+
+
+def test_an_unknown_agent_is_refused_before_its_body_is_read(served: Served) -> None:
+    """Who, which batch and when are checked from the headers alone: a stranger announcing a huge
+    body is refused without the watchdog waiting for (or buffering) a byte of it."""
+    url = urlsplit(served.client.base)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    try:
+        conn.putrequest("POST", INGEST_PATH)
+        headers = sign(KEY, "stranger", new_batch_id(), INGEST_PATH, b"x")
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(15 * 2**20))
+        conn.endheaders()  # no body follows
+        started = time.monotonic()
+        response = conn.getresponse()
+        assert response.status == 403
+        assert json.loads(response.read())["code"] == "unknown-agent"
+        assert time.monotonic() - started < 5
+    finally:
+        conn.close()
