@@ -138,15 +138,20 @@ def check_envelope(headers: Mapping[str, str], keys: Mapping[str, Any], now: dt.
 def verify(headers: Mapping[str, str], path: str, body: bytes, keys: Mapping[str, Ed25519PublicKey],
            now: dt.datetime | None = None, max_skew_s: float = MAX_SKEW_S) -> Envelope:
     """Check the envelope and signature before anything of the body is parsed; raise Refused."""
+    envelope = check_envelope(headers, keys, now, max_skew_s)
+    verify_signature(envelope, path, body, keys)
+    return envelope
+
+
+def verify_signature(envelope: Envelope, path: str, body: bytes, keys: Mapping[str, Ed25519PublicKey]) -> None:
+    """The signature of a checked envelope over `path` and `body`, by its agent's key; raise Refused."""
     from cryptography.exceptions import InvalidSignature
 
-    envelope = check_envelope(headers, keys, now, max_skew_s)
     try:
         keys[envelope.agent].verify(envelope.signature, signed_message(envelope.agent, envelope.batch,
                                                                       envelope.sent_text, path, body))
     except InvalidSignature:
         raise Refused(401, "bad signature: wrong key, or the body or headers were altered", "bad-signature") from None
-    return envelope
 
 
 @dataclass(frozen=True)

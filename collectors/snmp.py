@@ -13,6 +13,7 @@ import random
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -148,9 +149,7 @@ class CommunitySession:
         self.transport.close()
 
     async def get(self, oids: list[str]) -> dict[str, Any]:
-        batches = [oids[i:i + GET_BATCH] for i in range(0, len(oids), GET_BATCH)]
-        answers = await asyncio.gather(*(self._get(batch) for batch in batches))
-        return {name: value for answer in answers for name, value in answer.items()}
+        return await get_in_batches(self._get, oids)
 
     async def _get(self, oids: list[str]) -> dict[str, Any]:
         answer = await self._request(self.answers.api.GetRequestPDU(), oids)
@@ -218,6 +217,13 @@ class CommunitySession:
         if int(status):
             index = int(self.answers.api.apiPDU.get_error_index(answer, muteErrors=True))
             raise PollFailed(describe_status(status, index, [str(oid) for oid in oids], self.check))
+
+
+async def get_in_batches(get: Callable[[list[str]], Awaitable[dict[str, Any]]], oids: list[str]) -> dict[str, Any]:
+    """OID -> value, asking GET_BATCH OIDs per request, the requests at once."""
+    batches = [oids[i:i + GET_BATCH] for i in range(0, len(oids), GET_BATCH)]
+    answers = await asyncio.gather(*(get(batch) for batch in batches))
+    return {name: value for answer in answers for name, value in answer.items()}
 
 
 def describe_status(status: Any, index: int, oids: list[str], check: SnmpCheck) -> str:

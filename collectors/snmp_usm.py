@@ -26,7 +26,7 @@ from pysnmp.proto.rfc1902 import OctetString
 
 from slawatch.config import SnmpCheck
 
-from .snmp import GET_BATCH, WALK_REPETITIONS, NoAnswer, PollFailed, describe_status, text
+from .snmp import WALK_REPETITIONS, NoAnswer, PollFailed, describe_status, get_in_batches, text
 
 AUTH_PROTOCOLS = {"MD5": usmHMACMD5AuthProtocol, "SHA": usmHMACSHAAuthProtocol,
                   "SHA224": usmHMAC128SHA224AuthProtocol, "SHA256": usmHMAC192SHA256AuthProtocol,
@@ -57,9 +57,7 @@ class UsmSession:
         """Nothing to release: the engine's transports outlive each poll."""
 
     async def get(self, oids: list[str]) -> dict[str, Any]:
-        batches = [oids[i:i + GET_BATCH] for i in range(0, len(oids), GET_BATCH)]
-        answers = await asyncio.gather(*(self._get(batch) for batch in batches))
-        return {name: value for answer in answers for name, value in answer.items()}
+        return await get_in_batches(self._get, oids)
 
     async def _get(self, oids: list[str]) -> dict[str, Any]:
         # hlapi's get_cmd, minus resolving each OID through the MIB view: for numeric OIDs

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from slawatch.config.keys import load_private_key, public_key_line
+
 from .store import Reader
 
 BIN = Path(sys.executable).parent
@@ -135,10 +137,7 @@ def prepare(folder: Path) -> Path:
         if not key.exists():
             subprocess.run([str(BIN / "slawatch-agent"), "keygen", str(key)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        line = subprocess.run([str(BIN / "python"), "-c", "import sys; from slawatch.config.keys import "
-                               "load_private_key, public_key_line; "
-                               "print(public_key_line(load_private_key(open(sys.argv[1], 'rb').read())))",
-                               str(key)], check=True, capture_output=True, text=True).stdout.strip()
+        line = public_key_line(load_private_key(key.read_bytes()))
         entries.append(f'[[agent]]\nid = "{agent}"\npublic_key = "{line}"\n')
         (folder / f"{agent}.toml").write_text(AGENT.format(agent=agent, **PORTS))
     config = folder / "watchdog.toml"

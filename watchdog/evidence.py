@@ -15,10 +15,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from slawatch.agent.protocol import VERSION, Refused, canonical_json, signed_message
-from slawatch.collectors.reading import Reading
+from slawatch.collectors.reading import Reading, parse_ts
 
-from .ingest import rows, to_row
-from .store import GENESIS, EvidenceRow, Incoming, Reader, Store, chain_hash, now_ms
+from .ingest import rows, ts_ms
+from .store import GENESIS, EvidenceRow, Incoming, Reader, Row, Store, chain_hash, now_ms
 
 IMPORT_BATCH = 1000  # readings per evidence record of an import
 IMPORT_GROUP = 50    # evidence records gathered before their intervals and rollups are written
@@ -115,7 +115,7 @@ def _readings_problem(reader: Reader, row: EvidenceRow, result: Verified) -> str
         if item is None:
             return f"the store holds seq {seq} under it, which its body does not"
         if (check, ts, status, interval_s, latency_ms, error) != (
-                item["check"], to_row(Reading.from_json(item)).ts, item["status"], float(item["interval_s"]),
+                item["check"], ts_ms(parse_ts(item["ts"])), item["status"], float(item["interval_s"]),
                 None if item.get("latency_ms") is None else float(item["latency_ms"]), item.get("error")):
             return f"the stored reading seq {seq} differs from the one its agent sent (the store was edited)"
         result.readings += 1
@@ -227,8 +227,9 @@ class Scan:
     digest: str = ""
 
 
-def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tuple[int, Reading | BadLine]]:
-    """Each non-empty line of a JSON-lines file as a reading, or as the reason it is none."""
+def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tuple[int, tuple[Reading, Row] | BadLine]]:
+    """Each non-empty line of a JSON-lines file as a reading (and its store row), or as the reason
+    it is none."""
     seen: dict[tuple[str, int], int] = {}
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -236,7 +237,7 @@ def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tupl
                 continue
             try:
                 reading = Reading.from_json(json.loads(raw.decode("utf-8")))
-                rows([reading])  # the same checks as ingest (text SQLite can hold)
+                (row,) = rows([reading])  # the same checks as ingest (text SQLite can hold)
             except json.JSONDecodeError as exc:
                 yield number, BadLine(number, f"not JSON ({exc.msg})")
                 continue
@@ -250,7 +251,7 @@ def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tupl
                 yield number, BadLine(number, f"agent {reading.agent} is not in watchdog.toml; list it there "
                                               "(history of a retired agent too) or fix the line")
                 continue
-            if to_row(reading).ts > latest_ms:
+            if row.ts > latest_ms:
                 yield number, BadLine(number, f"taken in the future ({reading.to_json()['ts']})")
                 continue
             key = (reading.agent, reading.seq)
@@ -258,7 +259,7 @@ def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tupl
                 yield number, BadLine(number, f"agent {reading.agent} seq {reading.seq} already on line {seen[key]}")
                 continue
             seen[key] = number
-            yield number, reading
+            yield number, (reading, row)
 
 
 def scan_jsonl(path: Path, agents: Collection[str], latest_ms: int) -> Scan:
@@ -286,15 +287,16 @@ def import_readings(store: Store, path: Path, scan: Scan, agents: Collection[str
 def _groups(path: Path, digest: str, agents: Collection[str],
             latest_ms: int) -> Iterator[list[tuple[Incoming, int]]]:
     """Evidence records of up to 1,000 readings of one agent, IMPORT_GROUP at a time."""
-    pending: dict[str, list[tuple[int, Reading]]] = {}
+    pending: dict[str, list[tuple[int, Reading, Row]]] = {}
     group: list[tuple[Incoming, int]] = []
     for number, item in _lines(path, agents, latest_ms):
         if isinstance(item, BadLine):
             continue
-        chunk = pending.setdefault(item.agent, [])
-        chunk.append((number, item))
+        reading, row = item
+        chunk = pending.setdefault(reading.agent, [])
+        chunk.append((number, reading, row))
         if len(chunk) == IMPORT_BATCH:
-            group.append(_record(path, digest, item.agent, pending.pop(item.agent)))
+            group.append(_record(path, digest, reading.agent, pending.pop(reading.agent)))
             if len(group) == IMPORT_GROUP:
                 yield group
                 group = []
@@ -303,10 +305,10 @@ def _groups(path: Path, digest: str, agents: Collection[str],
         yield group
 
 
-def _record(path: Path, digest: str, agent: str, chunk: list[tuple[int, Reading]]) -> tuple[Incoming, int]:
-    body = canonical_json({"agent": agent, "readings": [r.to_json() for _, r in chunk], "dropped": [],
-                           "file": path.name, "lines": [chunk[0][0], chunk[-1][0]]})
+def _record(path: Path, digest: str, agent: str, chunk: list[tuple[int, Reading, Row]]) -> tuple[Incoming, int]:
+    body = canonical_json({"agent": agent, "readings": [reading.to_json() for _, reading, _ in chunk],
+                           "dropped": [], "file": path.name, "lines": [chunk[0][0], chunk[-1][0]]})
     incoming = Incoming(agent=agent, batch=f"import-{digest}-{chunk[0][0]}", kind="import", path=f"import:{path.name}",
                         sent=_iso(now_ms()), body=body, signature=None, public_key=None,
-                        rows=rows([r for _, r in chunk]))
+                        rows=[row for _, _, row in chunk])
     return incoming, len(chunk)

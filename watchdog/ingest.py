@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slawatch.agent.protocol import Envelope, Refused, canonical_json, parse_batch_fields
-from slawatch.collectors.reading import Reading
+from slawatch.collectors.reading import MAX_INTERVAL_S, Reading
 
 from .store import Row
 
@@ -39,7 +39,7 @@ def rows(readings: Iterable[Reading]) -> list[Row]:
 def rows_of_body(envelope: Envelope, body: bytes) -> tuple[list[Row], tuple[tuple[int, int], ...]]:
     """An authenticated ingest body as the store's rows and dropped ranges; raise Refused."""
     items, dropped = parse_batch_fields(envelope, body)
-    made = [Row(f[2], f[1], (f[3] - EPOCH) // MS, f[4], f[5], f[6], f[7], f[8]) for f in items]
+    made = [Row(f[2], f[1], ts_ms(f[3]), f[4], f[5], f[6], f[7], f[8]) for f in items]
     if len({row.seq for row in made}) != len(made):
         raise Refused(422, "a batch holds the same seq twice")
     if b"\\u" in body:  # only JSON escapes can smuggle in a lone surrogate
@@ -91,7 +91,7 @@ def parse_manifest(agent: str, data: Any) -> dict[str, Any]:
 
 def _positive(value: Any) -> bool:
     return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and 0 < value < 10**9)
+            and 0 < value < MAX_INTERVAL_S)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from slawatch.agent import systemd
 from slawatch.agent.protocol import (
-    INGEST_PATH, MANIFEST_PATH, Envelope, Refused, check_envelope, public_key_from_line, verify,
+    INGEST_PATH, MANIFEST_PATH, Envelope, Refused, check_envelope, public_key_from_line, verify_signature,
 )
 from slawatch.config import ConfigError, WatchdogConfig, load_watchdog
 
@@ -295,11 +295,10 @@ async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored
     settings = watchdog.settings
     # Who, which batch and when are checked before a byte of the body is read, and bodies are read a
     # few at a time: nobody gets the watchdog to buffer megabytes without naming a known agent.
-    check_envelope(request.headers, settings.keys, max_skew_s=settings.config.max_clock_skew)
+    envelope = check_envelope(request.headers, settings.keys, max_skew_s=settings.config.max_clock_skew)
     async with watchdog.reading_bodies:
         body = await _read_body(request, settings.config.max_batch_size)
-    envelope = verify(request.headers, request.path, body, settings.keys,
-                      max_skew_s=settings.config.max_clock_skew)
+    verify_signature(envelope, request.path, body, settings.keys)
     wait = settings.limiter.allow(envelope.agent)
     if wait:
         raise RateLimited(envelope.agent, wait)

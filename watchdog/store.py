@@ -17,6 +17,7 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -201,7 +202,6 @@ class EvidenceRow:
     hash: bytes
 
 
-_canonical = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False).encode
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -329,52 +329,35 @@ class Store:
         A batch that fails leaves no trace: the group is stored again without it (the group's
         interval and rollup changes are gathered in memory and written once, at the end).
         """
-        conn = self.conn
         failed: dict[int, Exception] = {}
         while True:
             self._late_in_group = 0
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                self._check_foreign_writes()
-                results = self._store_group(batches, failed)
-                conn.execute("COMMIT")
-                self.late_beyond_retention += self._late_in_group
+                with self._transaction():
+                    results = self._store_group(batches, failed)
             except _BatchFailed as bad:
-                self._abandon()
                 batch = batches[bad.index]
                 log.error("event=store-batch-failed agent=%s batch=%s error=%r", batch.agent, batch.batch,
                           str(bad.error))
                 failed[bad.index] = bad.error
                 continue
-            except BaseException:
-                # The database failed (disk full, I/O error): the whole group, which SQLite may have
-                # rolled back by itself already.
-                self._abandon()
-                raise
-            # No data_version read here: another writer may commit right after us. Our own commits never
-            # change it, so the value _check_foreign_writes read inside the transaction stays right.
+            # A database failure (disk full, I/O error) fails the whole group: it propagates.
+            self.late_beyond_retention += self._late_in_group
             return results
 
     def store_atomically(self, groups: Iterable[Sequence[tuple[Incoming, int]]]) -> list[tuple[Stored, int]]:
         """Store every group in ONE transaction (an import): any failure rolls all of it back and
         raises. Each batch comes with a number the caller wants back beside its result."""
-        conn = self.conn
         results: list[tuple[Stored, int]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            self._check_foreign_writes()
-            for group in groups:
-                for (_, extra), result in zip(group, self._store_group([batch for batch, _ in group], {})):
-                    if isinstance(result, Exception):
-                        raise result
-                    results.append((result, extra))
-            conn.execute("COMMIT")
+            with self._transaction():
+                for group in groups:
+                    for (_, extra), result in zip(group, self._store_group([batch for batch, _ in group], {})):
+                        if isinstance(result, Exception):
+                            raise result
+                        results.append((result, extra))
         except _BatchFailed as bad:
-            self._abandon()
             raise bad.error from None
-        except BaseException:
-            self._abandon()
-            raise
         return results
 
     def _abandon(self) -> None:
@@ -411,8 +394,7 @@ class Store:
 
     def _store_one(self, batch: Incoming, head: bytes, writes: _Writes) -> tuple[Stored, bytes]:
         conn = self.conn
-        existing = conn.execute("SELECT e.body_sha256, e.ack FROM evidence e JOIN agents a ON a.id = e.agent_id "
-                                "WHERE a.name = ? AND e.batch = ?", (batch.agent, batch.batch)).fetchone()
+        existing = self._stored_batch(batch.agent, batch.batch)
         if existing is not None:
             if existing[0] != batch.body_sha256:
                 raise Conflict(f"batch {batch.batch} was already stored with another body")
@@ -442,9 +424,14 @@ class Store:
 
     def stored_body(self, agent: str, batch: str) -> bytes | None:
         """The SHA-256 of the body stored for this batch id, if any."""
-        row = self.conn.execute("SELECT e.body_sha256 FROM evidence e JOIN agents a ON a.id = e.agent_id "
+        existing = self._stored_batch(agent, batch)
+        return None if existing is None else bytes(existing[0])
+
+    def _stored_batch(self, agent: str, batch: str) -> tuple[bytes, str] | None:
+        """(body SHA-256, acknowledgement) of a stored batch id."""
+        row = self.conn.execute("SELECT e.body_sha256, e.ack FROM evidence e JOIN agents a ON a.id = e.agent_id "
                                 "WHERE a.name = ? AND e.batch = ?", (agent, batch)).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else (row[0], row[1])
 
     def _new_rows(self, agent_id: int, rows: Sequence[Row]) -> tuple[list[Row], int]:
         """The rows whose (agent, seq) is not stored yet (resent readings count once), and how many
@@ -526,9 +513,7 @@ class Store:
                                 (series_id, since, -2**62 if purged is None else purged)).fetchone()[0]
         anchor = since if previous is None else previous
         conn.execute("DELETE FROM intervals WHERE series_id = ? AND start >= ?", (series_id, anchor))
-        last = conn.execute("SELECT start, end, status, last_ts FROM intervals WHERE series_id = ? "
-                            "ORDER BY start DESC LIMIT 1", (series_id,)).fetchone()
-        tail = None if last is None else Run(*last)
+        tail = self._last_run(series_id)
         if tail is not None and tail.end > anchor:
             tail.end, tail.last_ts = anchor, min(tail.last_ts, anchor)
         replay = conn.execute("SELECT ts, status, interval_s FROM readings WHERE series_id = ? AND ts >= ? "
@@ -538,10 +523,13 @@ class Store:
 
     def _tail(self, series_id: int) -> Run | None:
         if series_id not in self._tails:
-            row = self.conn.execute("SELECT start, end, status, last_ts FROM intervals WHERE series_id = ? "
-                                    "ORDER BY start DESC LIMIT 1", (series_id,)).fetchone()
-            self._tails[series_id] = None if row is None else Run(*row)
+            self._tails[series_id] = self._last_run(series_id)
         return self._tails[series_id]
+
+    def _last_run(self, series_id: int) -> Run | None:
+        row = self.conn.execute("SELECT start, end, status, last_ts FROM intervals WHERE series_id = ? "
+                                "ORDER BY start DESC LIMIT 1", (series_id,)).fetchone()
+        return None if row is None else Run(*row)
 
     # --- rollups ------------------------------------------------------------------------------
 
@@ -668,21 +656,19 @@ class Store:
             self._forget()  # cached tails and buckets may be among what was deleted
         return deleted
 
-    def _transaction(self) -> Any:
-        store = self
-
-        class _Tx:
-            def __enter__(self) -> None:
-                store.conn.execute("BEGIN IMMEDIATE")
-                store._check_foreign_writes()
-
-            def __exit__(self, kind: Any, *rest: Any) -> None:
-                if kind is None:
-                    store.conn.execute("COMMIT")  # data_version: read inside the transaction only, see store()
-                else:
-                    store._abandon()
-
-        return _Tx()
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE .. COMMIT; on any failure `_abandon`. No data_version read after the commit:
+        another writer may commit right after us, and our own commits never change it, so the value
+        `_check_foreign_writes` read inside the transaction stays right."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._check_foreign_writes()
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self._abandon()
+            raise
 
     def _meta_int(self, key: str) -> int | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -759,7 +745,7 @@ class Reader:
                     bodies.clear()
                 bodies[evidence_id] = self._metrics_of(evidence_id)
             metrics = bodies[evidence_id].get(row[1])
-            yield (*row[:7], _canonical(metrics) if metrics else None, row[7])
+            yield (*row[:7], canonical_json(metrics).decode() if metrics else None, row[7])
 
     def readings_of(self, agent: str, first: int, last: int, evidence_id: int) -> list[tuple[Any, ...]]:
         """(seq, check, ts, status, interval_s, latency_ms, error) of the readings a batch brought,
@@ -775,24 +761,25 @@ class Reader:
         return {item["seq"]: item.get("metrics") for item in json.loads(zlib.decompress(body))["readings"]}
 
     def latency(self, agent: str, check: str, start: int, end: int) -> tuple[int, dict[int, int]]:
-        rows = self.conn.execute(
-            "SELECT l.latency_count, l.histogram FROM rollups l JOIN series s ON s.id = l.series_id "
-            "JOIN agents a ON a.id = s.agent_id WHERE a.name = ? AND s.check_id = ? AND l.bucket >= ? "
-            "AND l.bucket < ?", (agent, check, start, end)).fetchall()
+        rows = self._rollups(agent, check, start, end, "latency_count, histogram")
         return sum(r[0] for r in rows), sketch.merge(sketch.unpack(r[1]) for r in rows)
 
     def metric_stats(self, agent: str, check: str, start: int, end: int) -> dict[str, list[float | int]]:
         total: dict[str, list[float | int]] = {}
-        for (text,) in self.conn.execute(
-                "SELECT m.stats FROM rollups m JOIN series s ON s.id = m.series_id "
-                "JOIN agents a ON a.id = s.agent_id WHERE a.name = ? AND s.check_id = ? AND m.bucket >= ? "
-                "AND m.bucket < ?", (agent, check, start, end)):
+        for (text,) in self._rollups(agent, check, start, end, "stats"):
             for name, (count, low, high, sum_) in json.loads(text).items():
                 have = total.setdefault(name, [0, low, high, 0])
                 have[0] += count
                 have[1], have[2] = min(have[1], low), max(have[2], high)
                 have[3] += sum_
         return total
+
+    def _rollups(self, agent: str, check: str, start: int, end: int, columns: str) -> list[tuple[Any, ...]]:
+        """`columns` of the check's rollup buckets starting in [start, end)."""
+        return self.conn.execute(
+            f"SELECT {columns} FROM rollups r JOIN series s ON s.id = r.series_id "
+            "JOIN agents a ON a.id = s.agent_id WHERE a.name = ? AND s.check_id = ? AND r.bucket >= ? "
+            "AND r.bucket < ?", (agent, check, start, end)).fetchall()
 
     def dropped(self, agent: str) -> list[tuple[int, int]]:
         return [(first, last) for first, last in self.conn.execute(
@@ -819,11 +806,6 @@ class Reader:
     def count(self, table: str) -> int:
         assert table in {"readings", "evidence", "intervals", "agents", "series", "rollups", "dropped"}
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-    def size_bytes(self) -> int:
-        page_count = self.conn.execute("PRAGMA page_count").fetchone()[0]
-        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
-        return int(page_count * page_size)
 
     def head(self) -> tuple[int, bytes]:
         row = self.conn.execute("SELECT id, hash FROM evidence ORDER BY id DESC LIMIT 1").fetchone()
