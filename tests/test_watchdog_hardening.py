@@ -375,3 +375,19 @@ def test_an_unknown_agent_is_refused_before_its_body_is_read(served: Served) -> 
         assert time.monotonic() - started < 5
     finally:
         conn.close()
+
+
+def test_reused_seqs_are_counted_once_when_a_group_is_stored_again(tmp_path: Path) -> None:
+    """A failing batch makes the store store its group again; a reused seq in that group still
+    counts once."""
+    store = Store(tmp_path / "db")
+    t = now_ms() - 60_000
+    try:
+        store.store([_incoming("probe", [Row(7, "web", t, "up", 30.0, None, {}, None)], "batch-one")])
+        reused = _incoming("probe", [Row(7, "web", t + 30_000, "down", 30.0, None, {}, "x")], "batch-two")
+        poison = _incoming("other", [Row(1, "web", t, "up", 1e300, None, {}, None)], "batch-three")
+        results = store.store([reused, poison])
+        assert isinstance(results[0], Stored) and isinstance(results[1], Exception)
+        assert store.reused_seqs == 1
+    finally:
+        store.close()

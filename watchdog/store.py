@@ -315,7 +315,7 @@ class Store:
         self._rollups: dict[int, _Bucket] = {}  # each series' newest rollup bucket
         self._newest: dict[int, int] = {}  # the newest rollup bucket stored, per series
         self.late_beyond_retention = 0  # late readings whose neighbours were purged: intervals untouched
-        self._late_in_group = 0
+        self._late_in_group = self._reused_in_group = 0
         self.reused_seqs = 0  # readings refused because their seq was stored for another reading
 
     def close(self) -> None:
@@ -331,7 +331,7 @@ class Store:
         """
         failed: dict[int, Exception] = {}
         while True:
-            self._late_in_group = 0
+            self._late_in_group = self._reused_in_group = 0
             try:
                 with self._transaction():
                     results = self._store_group(batches, failed)
@@ -342,7 +342,8 @@ class Store:
                 failed[bad.index] = bad.error
                 continue
             # A database failure (disk full, I/O error) fails the whole group: it propagates.
-            self.late_beyond_retention += self._late_in_group
+            self.late_beyond_retention += self._late_in_group  # counted once the group is in
+            self.reused_seqs += self._reused_in_group
             return results
 
     def store_atomically(self, groups: Iterable[Sequence[tuple[Incoming, int]]]) -> list[tuple[Stored, int]]:
@@ -450,7 +451,7 @@ class Store:
         if reused:
             # Not a resend: the agent numbered other readings with seqs already stored (a reinstalled
             # agent with a lost spool?). The stored ones stay; the new ones cannot be told apart.
-            self.reused_seqs += len(reused)
+            self._reused_in_group += len(reused)
             log.warning("event=seq-reused agent_id=%d seqs=%d first=%d", agent_id, len(reused), reused[0])
         return [row for row in rows if row.seq not in known], len(reused)
 
