@@ -570,11 +570,28 @@ def test_a_write_landing_right_after_our_commit_is_noticed(store: Store, db: Pat
 # --- migrations ---------------------------------------------------------------------------------
 
 def test_migrate_records_what_it_applied_and_applies_it_once(db: Path) -> None:
-    assert migrate(db) == ["0001-initial"]
+    names = ["0001-initial", "0002-frozen-reports", "0003-daily-rollups"]
+    assert migrate(db) == names
     assert migrate(db) == []
     with sqlite3.connect(db) as conn:
-        assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == ["0001-initial"]
+        assert [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY name")] == names
     conn.close()
+
+
+def test_a_database_of_the_first_schema_is_upgraded_with_its_data(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from slawatch.watchdog import store as store_module
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+    old = Store(db)
+    old.store([incoming([row(i + 1, i * 30 * S, latency_ms=20.0) for i in range(10)])])
+    old.close()
+    monkeypatch.undo()
+    assert migrate(db) == ["0002-frozen-reports", "0003-daily-rollups"]
+    upgraded = Store(db)
+    assert upgraded.compact(T0 + 86_400_000) == 1 and upgraded.freeze("c", "2026-09", "1", 1, "00", "{}")
+    upgraded.close()
+    with Reader(db) as reader:
+        assert reader.count("readings") == 10 and reader.frozen("c", "2026-09") is not None
 
 
 def test_a_database_from_a_newer_slawatch_is_refused_by_name(db: Path) -> None:

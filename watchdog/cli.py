@@ -20,6 +20,10 @@ from slawatch.config.cli import (
 
 from .evidence import export, import_readings, scan_jsonl, verify_chain
 from .passwords import hash_password
+from .periods import parse_period, period_at
+from .render import to_csv, to_html, to_json
+from .report import parse_now
+from .report import report as build_report
 from .server import BlindSpot, blind_spots, serve
 from .store import Reader, Store, migrate, now_ms
 
@@ -146,6 +150,43 @@ def evidence_command(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def report_command(args: argparse.Namespace) -> int:
+    """Print a contract's figures for a period (frozen ones once the period is closed)."""
+    config = load_watchdog(args.config)
+    contract = next((c for c in config.contracts if c.id == args.contract), None)
+    if contract is None:
+        known = ", ".join(c.id for c in config.contracts) or "none"
+        print(f"report: no contract {args.contract!r} in {config.contracts_dir} (known: {known})", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        now = parse_now(args.now)
+        period = (parse_period(args.period, contract.timezone) if args.period
+                  else period_at(contract.period, contract.timezone, now if now is not None else now_ms()))
+    except ValueError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if period.kind != contract.period:
+        print(f"report: note: contract {contract.id} is settled per {contract.period}; "
+              f"this is a {period.kind} report", file=sys.stderr)
+    if not Path(config.database).exists():
+        print(f"{config.database}: no database yet (start `slawatch-watchdog run` or import readings first)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    outcome = build_report(contract, period, config.database, recompute=args.recompute or args.exact_latency,
+                           now=now, exact_latency=args.exact_latency)
+    for difference in outcome.differences:
+        print(f"differs from the frozen figures: {difference['path']}: frozen {difference['frozen']!r}, "
+              f"recomputed {difference['recomputed']!r}", file=sys.stderr)
+    if args.recompute:
+        print("report: recomputed; " + ("no figures frozen for this period yet" if not outcome.compared else
+              f"{len(outcome.differences)} figures differ from the frozen ones" if outcome.differences else
+              "the figures equal the frozen ones"), file=sys.stderr)
+    render = {"json": to_json, "csv": to_csv, "html": to_html}[args.format]
+    report = outcome.report | ({"differences": outcome.differences} if args.recompute else {})
+    sys.stdout.write(render(report))
+    return EXIT_OK
+
+
 def _day(text: str | None, option: str) -> int:
     if text is None:
         return -2**62 if option == "--from" else 2**62
@@ -184,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run": ("run the watchdog daemon", run_command),
         "check": ("validate watchdog.toml and every contract", check),
         "import": ("load readings from a JSON-lines file", import_command),
-        "report": ("print a contract's figures for a period", not_implemented("slawatch-watchdog report")),
+        "report": ("print a contract's figures for a period", report_command),
         "evidence": ("verify or export the evidence chain", evidence_command),
         "alerts": ("list or retry queued alerts", not_implemented("slawatch-watchdog alerts")),
         "hash-password": ("hash a user's password for watchdog.toml", hash_password_command),
@@ -200,6 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands["evidence"].add_argument("--until", dest="end", metavar="DATE",
                                       help="export: the day after the last (UTC)")
     commands["evidence"].add_argument("--to", dest="to_dir", metavar="DIR", help="export: folder to write")
+    report = commands["report"]
+    report.add_argument("--contract", required=True, metavar="ID", help="the contract's id")
+    report.add_argument("--period", metavar="P", help="2026-10, 2026-Q4 or 2026-W44 (default: the current one)")
+    report.add_argument("--format", choices=["json", "csv", "html"], default="json")
+    report.add_argument("--recompute", action="store_true",
+                        help="compute a frozen period again and list what differs from the frozen figures")
+    report.add_argument("--exact-latency", action="store_true",
+                        help="latency percentiles from the raw readings (exact nearest rank; needs them kept), "
+                             "not the histograms; never frozen")
+    report.add_argument("--now", metavar="TIME",
+                        help="report as of this time, ISO 8601 with offset (default: now)")
     return p
 
 

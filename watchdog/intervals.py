@@ -82,6 +82,13 @@ def fold(tail: Run | None, readings: Iterable[tuple[int, str, int]]) -> Fold:
     return Fold(tail, list(changed.values()), removed)
 
 
+def runs_of(readings: Iterable[tuple[int, str, float]]) -> list[Run]:
+    """One agent's readings of one check, `(ts, status, interval_s)` in (ts, arrival) order, as the
+    runs the store keeps for them (rule 1)."""
+    folded = fold(None, ((ts, status, hold_ms(interval_s)) for ts, status, interval_s in readings))
+    return sorted(folded.written, key=lambda run: run.start)
+
+
 def clip(runs: Iterable[Run], start: int, end: int) -> list[tuple[int, int, str]]:
     """The runs' `(start, end, status)` inside `[start, end)`, with uncovered time as unknown."""
     result: list[tuple[int, int, str]] = []

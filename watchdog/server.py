@@ -28,6 +28,7 @@ from slawatch.agent.protocol import (
 from slawatch.config import ConfigError, WatchdogConfig, load_watchdog
 
 from .ingest import RateLimiter, parse_manifest, rows_of_body, ts_ms
+from .report import due_report, freeze_args
 from .store import AgentState, Conflict, Incoming, Reader, Row, Store, Stored, now_ms
 from .writer import Writer
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 LIVENESS_EVERY_S = 5.0
 PURGE_EVERY_S = 3600.0
+COMPACT_EVERY_S = 600.0
+FREEZE_EVERY_S = 3600.0
 SILENT_AFTER_INTERVALS = 3
 DEFAULT_INTERVAL_S = 60.0        # for an agent that has not sent its manifest yet
 SHUTDOWN_TIMEOUT_S = 10.0
@@ -394,7 +397,9 @@ async def _store_context(app: web.Application) -> AsyncIterator[None]:
 async def _background_context(app: web.Application) -> AsyncIterator[None]:
     watchdog = app[WATCHDOG]
     tasks = [asyncio.create_task(_every(LIVENESS_EVERY_S, watchdog.check_liveness), name="liveness"),
-             asyncio.create_task(_every(PURGE_EVERY_S, lambda: _purge(watchdog)), name="purge")]
+             asyncio.create_task(_every(PURGE_EVERY_S, lambda: _purge(watchdog)), name="purge"),
+             asyncio.create_task(_every(COMPACT_EVERY_S, lambda: _compact(watchdog)), name="compact"),
+             asyncio.create_task(_every(FREEZE_EVERY_S, lambda: _freeze(watchdog)), name="freeze")]
     yield
     for task in tasks:
         task.cancel()
@@ -423,6 +428,24 @@ async def _purge(watchdog: Watchdog) -> None:
         await asyncio.sleep(0.05)  # let batches in between slices
     if total:
         log.info("event=purged rows=%d", total)
+
+
+async def _compact(watchdog: Watchdog) -> None:
+    """Daily rollups for days over an hour ago, two days a writer call so batches get in between."""
+    before = now_ms() - 3600_000
+    while await watchdog._writer().call(lambda s: s.compact(before, max_days=2)):
+        await asyncio.sleep(0.05)
+
+
+async def _freeze(watchdog: Watchdog) -> None:
+    """Freeze each contract's last closed period once its grace is over."""
+    for contract in watchdog.config.contracts:
+        computed = await asyncio.to_thread(due_report, contract, watchdog.config.database, now_ms())
+        if computed is not None:
+            args = freeze_args(contract, computed)
+            if await watchdog._writer().call(lambda s: s.freeze(*args)):
+                log.info("event=period-frozen contract=%s period=%s chain_head=%s", contract.id, computed["period"],
+                         computed["evidence"]["head"])
 
 
 async def serve(config_path: str, config: WatchdogConfig) -> int:

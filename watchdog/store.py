@@ -10,13 +10,14 @@ Times are integer milliseconds since the epoch (UTC) throughout.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from .intervals import UNKNOWN, Run, fold, hold_ms
 log = logging.getLogger(__name__)
 
 BUCKET_MS = 15 * 60 * 1000       # rollup width: every real timezone offset is a multiple of 15 minutes
+DAY_MS = 24 * 3600 * 1000        # compacted rollups: a UTC day of a series' buckets in one row
 GENESIS = bytes(32)              # the hash before the first batch
 SELF_CHECK = "agent.self"
 BUSY_TIMEOUT_MS = 30_000
@@ -113,6 +115,41 @@ CREATE TABLE dropped (
     PRIMARY KEY (agent_id, first_seq, last_seq)
 ) WITHOUT ROWID;
 """),
+    ("0002-frozen-reports", """
+CREATE TABLE frozen_reports (
+    contract TEXT NOT NULL,
+    period TEXT NOT NULL,         -- its label, e.g. 2026-10
+    rules_version TEXT NOT NULL,
+    evidence_id INTEGER NOT NULL, -- the chain head's position when the figures were frozen
+    chain_head TEXT NOT NULL,
+    figures TEXT NOT NULL,        -- the report (JSON), exactly as first frozen
+    frozen_at INTEGER NOT NULL,
+    PRIMARY KEY (contract, period)
+);
+"""),
+    ("0003-daily-rollups", """
+CREATE TABLE daily_rollups (      -- a UTC day of a series' rollups merged: reports over months read these
+    series_id INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    latency_count INTEGER NOT NULL,
+    histogram BLOB NOT NULL,
+    stats TEXT NOT NULL,
+    PRIMARY KEY (series_id, day)
+) WITHOUT ROWID;
+CREATE TABLE monthly_rollups (    -- a UTC calendar month of a series' daily rollups merged
+    series_id INTEGER NOT NULL,
+    month INTEGER NOT NULL,
+    latency_count INTEGER NOT NULL,
+    histogram BLOB NOT NULL,
+    stats TEXT NOT NULL,
+    PRIMARY KEY (series_id, month)
+) WITHOUT ROWID;
+CREATE TABLE stale_days (         -- compacted days (and so months) a late reading changed: to compact again
+    series_id INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    PRIMARY KEY (series_id, day)
+) WITHOUT ROWID;
+"""),
 ]
 
 
@@ -186,6 +223,24 @@ class AgentState:
     silent_since: int | None
 
 
+@dataclass
+class LatencyFound:
+    """Latency of eligible up readings: the merged histogram, and how it was found."""
+
+    histogram: dict[int, int]
+    buckets: int        # rollup buckets merged
+    unseen_ms: int      # edge time whose raw readings were purged (left out)
+
+
+@dataclass(frozen=True)
+class FrozenReport:
+    rules_version: str
+    evidence_id: int
+    chain_head: str
+    figures: dict[str, Any]
+    frozen_at: int
+
+
 @dataclass(frozen=True)
 class EvidenceRow:
     id: int
@@ -212,8 +267,17 @@ class _Writes:
     intervals: dict[tuple[int, int], tuple[int, int, int, str, int]] = field(default_factory=dict)
     removed: list[tuple[int, int]] = field(default_factory=list)
     rollups: dict[tuple[int, int], _Bucket] = field(default_factory=dict)
+    compacted_before: int | None = None  # days before it have daily rollups, which these buckets outdate
 
     def flush(self, conn: sqlite3.Connection) -> None:
+        if self.compacted_before is not None:
+            stale = {(series_id, bucket - bucket % DAY_MS) for series_id, bucket in self.rollups
+                     if bucket < self.compacted_before}
+            if stale:  # a late reading: the day's (and month's) merged rollups are rebuilt later
+                conn.executemany("DELETE FROM daily_rollups WHERE series_id = ? AND day = ?", stale)
+                conn.executemany("DELETE FROM monthly_rollups WHERE series_id = ? AND month = ?",
+                                 {(series_id, month_start(day)) for series_id, day in stale})
+                conn.executemany("INSERT OR IGNORE INTO stale_days VALUES (?, ?)", stale)
         if self.removed:
             conn.executemany("DELETE FROM intervals WHERE series_id = ? AND start = ?", self.removed)
         conn.executemany("INSERT OR REPLACE INTO intervals VALUES (?, ?, ?, ?, ?)", self.intervals.values())
@@ -372,7 +436,7 @@ class Store:
 
     def _store_group(self, batches: Sequence[Incoming], failed: dict[int, Exception]) -> list[Stored | Exception]:
         head = self._head()
-        writes = _Writes()
+        writes = _Writes(compacted_before=self._meta_int("rollups_compacted_before"))
         results: list[Stored | Exception] = []
         for number, batch in enumerate(batches):
             if number in failed:
@@ -631,6 +695,60 @@ class Store:
                          "AND COALESCE(self_ts, 0) <= ?",
                          (json.dumps(newest.metrics), newest.ts, agent_id, newest.ts))
 
+    def freeze(self, contract: str, period: str, rules_version: str, evidence_id: int, chain_head: str,
+               figures: str) -> bool:
+        """Keep a closed period's figures; the first freeze stands (False when one already did)."""
+        with self._transaction():
+            return bool(self.conn.execute(
+                "INSERT OR IGNORE INTO frozen_reports VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (contract, period, rules_version, evidence_id, chain_head, figures, now_ms())).rowcount)
+
+    def compact(self, before: int, max_days: int | None = None) -> int:
+        """Merge each whole UTC day before `before` of every series' rollups into one daily row, and
+        each UTC month whose days are all merged into one monthly row; days a late reading made
+        stale are merged again (with their month). At most `max_days` new days a call. Return the
+        days and stale series-days done (0: nothing left to do)."""
+        done_count = 0
+        with self._transaction():
+            done = self._meta_int("rollups_compacted_before")
+            if done is None:
+                oldest = self.conn.execute("SELECT MIN(bucket) FROM rollups").fetchone()[0]
+                done = before - before % DAY_MS if oldest is None else oldest - oldest % DAY_MS
+            days = range(done, before - before % DAY_MS, DAY_MS)[:max_days]
+            for day in days:
+                self._merge(day, None, "rollups", "bucket", "daily_rollups", DAY_MS)
+                if month_start(day + DAY_MS) == day + DAY_MS:  # the month's last day: the month is whole
+                    first = month_start(day)
+                    self._merge(first, None, "daily_rollups", "day", "monthly_rollups", day + DAY_MS - first)
+                done_count += 1
+            watermark = days[-1] + DAY_MS if days else done
+            stale = self.conn.execute("SELECT series_id, day FROM stale_days").fetchall()
+            for series_id, day in stale:
+                self._merge(day, series_id, "rollups", "bucket", "daily_rollups", DAY_MS)
+                done_count += 1
+            for series_id, first in {(series_id, month_start(day)) for series_id, day in stale}:
+                following = month_start(first + 32 * DAY_MS)
+                if following <= watermark:
+                    self._merge(first, series_id, "daily_rollups", "day", "monthly_rollups", following - first)
+            self.conn.execute("DELETE FROM stale_days")
+            self._set_meta("rollups_compacted_before", watermark)
+        return done_count
+
+    def _merge(self, start: int, series_id: int | None, source: str, column: str, target: str, width: int) -> None:
+        """One row in `target` per series for `[start, start + width)` of `source` (one series or all)."""
+        merged: dict[int, tuple[int, dict[int, int], dict[str, list[float | int]]]] = {}
+        only, args = ("AND series_id = ?", (series_id,)) if series_id is not None else ("", ())
+        for series, count, blob, stats in self.conn.execute(
+                f"SELECT series_id, latency_count, histogram, stats FROM {source} WHERE {column} >= ? "
+                f"AND {column} < ? {only}", (start, start + width, *args)):
+            total, histogram, metrics = merged.get(series, (0, {}, {}))
+            for key, n in sketch.unpack(blob).items():
+                histogram[key] = histogram.get(key, 0) + n
+            merged[series] = (total + count, histogram, merge_stats(metrics, json.loads(stats)))
+        self.conn.executemany(f"INSERT OR REPLACE INTO {target} VALUES (?, ?, ?, ?, ?)",
+                              [(series, start, count, sketch.pack(histogram), _compact(metrics))
+                               for series, (count, histogram, metrics) in merged.items()])
+
     def set_silent(self, name: str, since: int | None) -> None:
         with self._transaction():
             self.conn.execute("UPDATE agents SET silent_since = ? WHERE name = ?", (since, name))
@@ -648,7 +766,8 @@ class Store:
                     "DELETE FROM readings WHERE series_id = ? AND ts < ? AND seq IN (SELECT seq FROM readings "
                     "WHERE series_id = ? AND ts < ? LIMIT ?)",
                     (series_id, readings_before, series_id, readings_before, limit)).rowcount
-                for table, column in (("intervals", "end"), ("rollups", "bucket")):
+                for table, column in (("intervals", "end"), ("rollups", "bucket"), ("daily_rollups", "day"),
+                                      ("monthly_rollups", "month"), ("stale_days", "day")):
                     deleted += self.conn.execute(f"DELETE FROM {table} WHERE series_id = ? AND {column} < ?",
                                                  (series_id, history_before)).rowcount
                 if deleted >= limit:
@@ -672,8 +791,7 @@ class Store:
             raise
 
     def _meta_int(self, key: str) -> int | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else int(row[0])
+        return _meta_int(self.conn, key)
 
     def _set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
@@ -768,11 +886,7 @@ class Reader:
     def metric_stats(self, agent: str, check: str, start: int, end: int) -> dict[str, list[float | int]]:
         total: dict[str, list[float | int]] = {}
         for (text,) in self._rollups(agent, check, start, end, "stats"):
-            for name, (count, low, high, sum_) in json.loads(text).items():
-                have = total.setdefault(name, [0, low, high, 0])
-                have[0] += count
-                have[1], have[2] = min(have[1], low), max(have[2], high)
-                have[3] += sum_
+            merge_stats(total, json.loads(text))
         return total
 
     def _rollups(self, agent: str, check: str, start: int, end: int, columns: str) -> list[tuple[Any, ...]]:
@@ -781,6 +895,91 @@ class Reader:
             f"SELECT {columns} FROM rollups r JOIN series s ON s.id = r.series_id "
             "JOIN agents a ON a.id = s.agent_id WHERE a.name = ? AND s.check_id = ? AND r.bucket >= ? "
             "AND r.bucket < ?", (agent, check, start, end)).fetchall()
+
+    def runs_for(self, checks: Sequence[str], start: int, end: int) -> dict[tuple[str, str], list[Run]]:
+        """Every agent's runs of these checks that overlap `[start, end)`, keyed (agent, check)."""
+        found: dict[tuple[str, str], list[Run]] = {}
+        marks = ", ".join("?" * len(checks))
+        for agent, check, run_start, run_end, status, last_ts in self.conn.execute(
+                "SELECT a.name, s.check_id, i.start, i.end, i.status, i.last_ts FROM series s "
+                "JOIN agents a ON a.id = s.agent_id JOIN intervals i ON i.series_id = s.id "
+                f"WHERE s.check_id IN ({marks}) AND i.end > ? AND i.start < ? ORDER BY i.series_id, i.start",
+                (*checks, start, end)):
+            found.setdefault((agent, check), []).append(Run(run_start, run_end, status, last_ts))
+        return found
+
+    def latency_in(self, checks: Sequence[str], spans: Sequence[tuple[int, int]]) -> LatencyFound:
+        """Latency of the up readings of these checks (all agents) whose time lies in `spans`
+        (sorted, disjoint), exactly as the raw readings would give it: merged monthly and daily
+        rows, 15-minute rows, and raw readings where a span cuts a bucket, while they are kept
+        (`unseen_ms`: such edge time whose readings are purged)."""
+        series = [row[0] for row in self.conn.execute(
+            f"SELECT id FROM series WHERE check_id IN ({', '.join('?' * len(checks))})", tuple(checks))]
+        found = LatencyFound({}, 0, 0)
+        if not series or not spans:
+            return found
+        marks = ", ".join("?" * len(series))
+        compacted = self._meta_int("rollups_compacted_before")
+        stale = {day for (day,) in self.conn.execute(
+            f"SELECT DISTINCT day FROM stale_days WHERE series_id IN ({marks})", series)}
+        plan = plan_latency(spans, -2**62 if compacted is None else compacted, stale)
+        for rows, sign in ((plan.add, 1), (plan.subtract, -1)):
+            for table, lo, hi in rows:
+                column = LEVEL_COLUMN[table]
+                self._add(found, f"SELECT histogram FROM {table} WHERE series_id IN ({marks}) AND {column} >= ? "
+                          f"AND {column} < ? AND latency_count > 0", (*series, lo, hi), sign)
+        purged = self._meta_int("readings_purged_before")
+        for pieces, sign in ((plan.raw, 1), (plan.raw_subtract, -1)):
+            for lo, hi in pieces:
+                if purged is not None and lo < purged:
+                    found.unseen_ms += min(hi, purged) - lo
+                    lo = max(lo, purged)
+                for (value,) in self.conn.execute(
+                        f"SELECT latency_ms FROM readings WHERE series_id IN ({marks}) AND ts >= ? AND ts < ? "
+                        "AND status = 'up' AND latency_ms IS NOT NULL", (*series, lo, hi)):
+                    key = sketch.bucket(value)
+                    found.histogram[key] = found.histogram.get(key, 0) + sign
+        if any(n < 0 for n in found.histogram.values()):
+            raise RuntimeError("merged rollups disagree with their 15-minute buckets; run a compaction")
+        found.histogram = {key: n for key, n in found.histogram.items() if n}
+        return found
+
+    def latency_values(self, checks: Sequence[str], spans: Sequence[tuple[int, int]]) -> tuple[list[float], int]:
+        """The raw latencies of the up readings of these checks in `spans`, and how much of the spans
+        is before the purge (no raw readings left there)."""
+        marks = ", ".join("?" * len(checks))
+        purged = self._meta_int("readings_purged_before")
+        values: list[float] = []
+        unseen = 0
+        for lo, hi in spans:
+            if purged is not None and lo < purged:
+                unseen += min(hi, purged) - lo
+                lo = max(lo, purged)
+            values += [v for (v,) in self.conn.execute(
+                "SELECT r.latency_ms FROM readings r JOIN series s ON s.id = r.series_id "
+                f"WHERE s.check_id IN ({marks}) AND r.ts >= ? AND r.ts < ? AND r.status = 'up' "
+                "AND r.latency_ms IS NOT NULL", (*checks, lo, hi))]
+        return values, unseen
+
+    def _add(self, found: LatencyFound, query: str, args: tuple[Any, ...], sign: int) -> None:
+        histogram = found.histogram
+        for (blob,) in self.conn.execute(query, args):
+            found.buckets += 1
+            for key, n in sketch.unpack(blob).items():
+                histogram[key] = histogram.get(key, 0) + sign * n
+
+    def first_received(self) -> int | None:
+        """When the first batch of the chain was received."""
+        row = self.conn.execute("SELECT received_at FROM evidence ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else int(row[0])
+
+    def frozen(self, contract: str, period: str) -> FrozenReport | None:
+        row = self.conn.execute("SELECT rules_version, evidence_id, chain_head, figures, frozen_at "
+                                "FROM frozen_reports WHERE contract = ? AND period = ?", (contract, period)).fetchone()
+        return None if row is None else FrozenReport(row[0], row[1], row[2], json.loads(row[3]), row[4])
+
+    def _meta_int(self, key: str) -> int | None:
+        return _meta_int(self.conn, key)
 
     def dropped(self, agent: str) -> list[tuple[int, int]]:
         return [(first, last) for first, last in self.conn.execute(
@@ -811,6 +1010,122 @@ class Reader:
     def head(self) -> tuple[int, bytes]:
         row = self.conn.execute("SELECT id, hash FROM evidence ORDER BY id DESC LIMIT 1").fetchone()
         return (0, GENESIS) if row is None else (row[0], bytes(row[1]))
+
+
+def month_start(instant: int) -> int:
+    """The start of the UTC calendar month holding `instant` (ms)."""
+    day = dt.datetime.fromtimestamp(instant // 1000, dt.timezone.utc)
+    return int(dt.datetime(day.year, day.month, 1, tzinfo=dt.timezone.utc).timestamp()) * 1000
+
+
+MONTH, DAY, BUCKET = "monthly_rollups", "daily_rollups", "rollups"
+LEVEL_COLUMN = {MONTH: "month", DAY: "day", BUCKET: "bucket"}
+
+
+@dataclass
+class LatencyPlan:
+    """Where the latency of some spans comes from: `(table, lo, hi)` row ranges to add and to take
+    away, and raw reading time `(lo, hi)` to add and to take away (ms)."""
+
+    add: list[tuple[str, int, int]] = field(default_factory=list)
+    subtract: list[tuple[str, int, int]] = field(default_factory=list)
+    raw: list[tuple[int, int]] = field(default_factory=list)
+    raw_subtract: list[tuple[int, int]] = field(default_factory=list)
+
+
+def plan_latency(spans: Sequence[tuple[int, int]], compacted_before: int, stale: Collection[int]) -> LatencyPlan:
+    """Read as few rows as possible. A month or day mostly inside `spans` is its merged row (when it
+    has a current one) less what of it is outside them; one mostly outside is its parts inside;
+    15-minute buckets cut by a span's edge are raw readings. Merged rows exist for days before
+    `compacted_before` that are not `stale` (and months all of whose days are such)."""
+    plan = LatencyPlan()
+    spans = list(spans)
+    if not spans:
+        return plan
+    month = month_start(spans[0][0])
+    while month < spans[-1][1]:
+        following = month_start(month + 32 * DAY_MS)
+        _cover(plan, MONTH, month, following, spans, 1, compacted_before, stale)
+        month = following
+    plan.add, plan.subtract = _joined_rows(plan.add), _joined_rows(plan.subtract)
+    plan.raw, plan.raw_subtract = _joined(plan.raw), _joined(plan.raw_subtract)
+    return plan
+
+
+def _cover(plan: LatencyPlan, level: str, lo: int, hi: int, spans: Sequence[tuple[int, int]], sign: int,
+           compacted_before: int, stale: Collection[int]) -> None:
+    inside = [(max(a, lo), min(b, hi)) for a, b in spans if a < hi and b > lo]
+    covered = sum(b - a for a, b in inside)
+    if covered == 0:
+        return
+    if level == BUCKET:
+        _buckets(plan, inside, sign)
+        return
+    merged = hi <= compacted_before and not any(lo <= day < hi for day in stale)
+    if merged and covered * 2 > hi - lo:
+        (plan.add if sign > 0 else plan.subtract).append((level, lo, hi))
+        if covered == hi - lo:
+            return
+        inside, sign = _complement(inside, lo, hi), -sign  # take away what is outside the spans
+    if level == MONTH:
+        day = lo
+        while day < hi:
+            _cover(plan, DAY, day, day + DAY_MS, inside, sign, compacted_before, stale)
+            day += DAY_MS
+    else:
+        _buckets(plan, inside, sign)
+
+
+def _buckets(plan: LatencyPlan, inside: list[tuple[int, int]], sign: int) -> None:
+    rows, raw = (plan.add, plan.raw) if sign > 0 else (plan.subtract, plan.raw_subtract)
+    for lo, hi in inside:
+        first, last = -(-lo // BUCKET_MS) * BUCKET_MS, hi - hi % BUCKET_MS
+        if first < last:
+            rows.append((BUCKET, first, last))
+            raw += [(a, b) for a, b in ((lo, first), (last, hi)) if a < b]
+        else:
+            raw.append((lo, hi))
+
+
+def _complement(spans: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
+    result, cursor = [], start
+    for lo, hi in sorted(spans):
+        if lo > cursor:
+            result.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < end:
+        result.append((cursor, end))
+    return result
+
+
+def _joined(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    joined: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if joined and lo <= joined[-1][1]:
+            joined[-1] = (joined[-1][0], max(hi, joined[-1][1]))
+        else:
+            joined.append((lo, hi))
+    return joined
+
+
+def _joined_rows(ranges: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    return [(table, lo, hi) for table in (MONTH, DAY, BUCKET)
+            for lo, hi in _joined([(lo, hi) for t, lo, hi in ranges if t == table])]
+
+
+def merge_stats(total: dict[str, list[float | int]], stats: dict[str, list[float | int]]) -> dict[str, list[float | int]]:
+    """Add metric stats `{name: [count, min, max, sum]}` into `total`; return it."""
+    for name, (count, low, high, sum_) in stats.items():
+        have = total.setdefault(name, [0, low, high, 0])
+        have[0] += count
+        have[1], have[2] = min(have[1], low), max(have[2], high)
+        have[3] += sum_
+    return total
+
+
+def _meta_int(conn: sqlite3.Connection, key: str) -> int | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _json(text: str | None) -> Any:
