@@ -29,7 +29,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m slawatch.watchdog.demo --dir .demo
 
-BENCHMARKS := bench/collectors.py bench/agent.py bench/ingest.py
+BENCHMARKS := bench/collectors.py bench/agent.py bench/ingest.py bench/report.py
 
 bench: $(STAMP)
 	@bash .ci/system-deps bench
