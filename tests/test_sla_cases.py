@@ -738,3 +738,19 @@ def test_latency_without_readings_is_not_measured(tmp_path: Path) -> None:
     assert (availability.kind, availability.met) == ("availability", True)
     assert (latency.kind, latency.measured, latency.met) == ("latency", None, None)
     assert f.budget is not None
+
+
+def test_burn_rate_matches_the_sre_workbook_thresholds() -> None:
+    """Rule 10: 14.4 over 1 h spends 2 % of a 30-day 99.9 % budget (51.84 s down); 6 over 6 h spends 5 %."""
+    from slawatch.watchdog.sla import burn_rate
+
+    hour, t0 = 3_600_000, 1_790_000_000_000
+    page = [(t0, t0 + 51_840, "down"), (t0 + 51_840, t0 + hour, "up")]
+    assert burn_rate(page, [(t0, t0 + hour)], t0, t0 + hour, 99.9) == 14.4
+    warn = [(t0, t0 + 129_600, "down"), (t0 + 129_600, t0 + 6 * hour, "up")]
+    assert burn_rate(warn, [(t0, t0 + 6 * hour)], t0, t0 + 6 * hour, 99.9) == 6.0
+    # unknown time is not known time; ineligible time does not count; no known time: no rate
+    half = [(t0, t0 + 51_840, "down"), (t0 + 51_840, t0 + hour // 2, "up"), (t0 + hour // 2, t0 + hour, "unknown")]
+    assert burn_rate(half, [(t0, t0 + hour)], t0, t0 + hour, 99.9) == 28.8
+    assert burn_rate(page, [(t0 + 51_840, t0 + hour)], t0, t0 + hour, 99.9) == 0.0
+    assert burn_rate([(t0, t0 + hour, "unknown")], [(t0, t0 + hour)], t0, t0 + hour, 99.9) is None

@@ -124,7 +124,7 @@ def report(contract: Contract, period: Period, database: str, recompute: bool = 
     """The period's report: frozen figures when there are some (unless `recompute`), else computed;
     a period due to be frozen is frozen now (with histogram latency: what is frozen is what any
     later recomputation, after the raw readings are gone, can reproduce)."""
-    now = now_ms() if now is None else now
+    live, now = now is None, now_ms() if now is None else now
     with Reader(database) as reader:
         frozen = reader.frozen(contract.id, period.label)
         if frozen is not None and not recompute:
@@ -132,7 +132,7 @@ def report(contract: Contract, period: Period, database: str, recompute: bool = 
         computed = build(contract, period, reader, now, exact_latency)
     if frozen is not None:
         return Outcome(computed | {"frozen_at": None}, list(differences(frozen.figures, computed)), compared=True)
-    if due_to_freeze(contract, period, now) and not exact_latency:
+    if live and due_to_freeze(contract, period, now) and not exact_latency:  # never as of a chosen time
         frozen = freeze(contract, computed, database)
         return Outcome(frozen.figures | {"frozen_at": iso(frozen.frozen_at, contract.timezone)}, [])
     return Outcome(computed | {"frozen_at": None}, [])
