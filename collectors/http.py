@@ -67,6 +67,8 @@ async def _request(check: HttpCheck, vantage: Vantage, metrics: Metrics) -> None
     metrics["http.bytes"] = len(body)
     if days_left is not None:
         metrics["tls.days_left"] = days_left
+        if check.tls_min_days is not None:  # the watchdog warns both parties when days_left drops below it
+            metrics["tls.min_days"] = check.tls_min_days
     _judge(check, response.status, body, days_left)
 
 

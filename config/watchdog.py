@@ -58,6 +58,7 @@ class WatchdogConfig:
     agents: tuple[AgentKey, ...]
     users: tuple[User, ...]
     contracts: tuple[Contract, ...]
+    templates: str | None = None
 
 
 def listen_address(value: Any, ctx: Context) -> tuple[str, int]:
@@ -107,6 +108,7 @@ WATCHDOG = [
     Field("database", path_value, help="SQLite database file"),
     Field("contracts", contracts_dir, help="directory of contract files; every *.toml in it is a contract"),
     Field("public_url", url(["http", "https"]), None, "the watchdog's address as users reach it (links in alerts)"),
+    Field("templates", path_value, None, "directory of alert templates replacing the built-in ones of the same name"),
     Field("readings_retention", duration(86400), 35 * 86400.0,
           "how long raw readings are kept (intervals, rollups and the evidence outlive them)"),
     Field("history_retention", duration(86400), 400 * 86400.0,
@@ -162,7 +164,7 @@ def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] 
         database=head["database"], contracts_dir=head["contracts"], public_url=head["public_url"],
         readings_retention=head["readings_retention"], history_retention=head["history_retention"],
         max_clock_skew=head["max_clock_skew"], max_batch_size=head["max_batch_size"], agent_rate=head["agent_rate"],
-        agents=tuple(agents), users=tuple(users), contracts=tuple(contracts),
+        agents=tuple(agents), users=tuple(users), contracts=tuple(contracts), templates=head["templates"],
     )
 
 

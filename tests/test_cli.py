@@ -79,14 +79,9 @@ def test_default_config_paths_are_the_designed_ones() -> None:
     assert "default: /etc/slawatch/watchdog.toml" in help_text("slawatch-watchdog", "report")
 
 
-@pytest.mark.parametrize("tool,command", [("slawatch-watchdog", "report"), ("slawatch-watchdog", "alerts")])
-def test_unbuilt_subcommands_say_so_and_fail(tool: str, command: str) -> None:
-    result = run(tool, command, "-c", str(EXAMPLES / "agent.toml"))
-    assert result.returncode == 1
-    assert result.stderr.strip() == f"{tool} {command}: not implemented yet"
-
-
-@pytest.mark.parametrize("command", [["run"], ["import", "x.jsonl"], ["evidence", "verify"]])
+@pytest.mark.parametrize("command", [["run"], ["import", "x.jsonl"], ["evidence", "verify"], ["alerts"],
+                                     ["alerts", "retry", "1"], ["report", "--contract", "x"],
+                                     ["test-notify", "--contract", "x", "--party", "client"]])
 def test_watchdog_commands_refuse_a_bad_config_with_status_2(command: list[str]) -> None:
     result = run("slawatch-watchdog", *command, "-c", str(EXAMPLES / "agent.toml"))
     assert result.returncode == 2

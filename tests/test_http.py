@@ -132,7 +132,7 @@ async def test_tls_valid_reports_days_left(vantage: Vantage, tls: dict[str, str]
 async def test_tls_expiring_soon_is_down_with_days(vantage: Vantage, tls: dict[str, str], certs: Certificates) -> None:
     reading = await collect(check(f"{tls['soon']}/ok", ca_file=certs.ca_file, tls_min_days=14), vantage)
     assert (reading.status, reading.error) == (DOWN, "certificate expires in 5 days, fewer than tls_min_days = 14")
-    assert reading.metrics["tls.days_left"] == 5
+    assert reading.metrics["tls.days_left"] == 5 and reading.metrics["tls.min_days"] == 14
     assert reading.metrics["http.status"] == 200
 
 

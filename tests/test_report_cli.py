@@ -3,6 +3,7 @@ a running period, freezing and --recompute."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import io
@@ -243,9 +244,15 @@ def test_unknown_contract_and_bad_period_are_config_errors(imported: Path) -> No
 
 
 def test_the_daemon_freezes_the_last_closed_period(tmp_path: Path) -> None:
-    """Batches received live during last month: once its grace is over, `run` freezes that month."""
+    """Batches received live during last month: once its grace is over, `run` freezes that month and
+    sends its report (HTML, CSV attached) to both parties."""
+    from .test_alerting import receiver
+
     port = free_port()
-    contract = CONTRACT.replace('currency = "EUR"', 'currency = "EUR"\ngrace = "1h"')
+    hooks_context = receiver()
+    hooks = hooks_context.__enter__()
+    contract = CONTRACT.replace('currency = "EUR"', 'currency = "EUR"\ngrace = "1h"').replace(
+        "127.0.0.1:9/", f"127.0.0.1:{hooks.port}/")
     config = write_config(tmp_path, port=port, contracts={"shop.toml": contract})
     month = period_at("month", "Europe/Amsterdam", now_ms()).preceding()
     if now_ms() < month.end + 3600_000:
@@ -264,9 +271,11 @@ def test_the_daemon_freezes_the_last_closed_period(tmp_path: Path) -> None:
             time.sleep(0.2)
             with Reader(tmp_path / "watchdog.db") as reader:
                 frozen = reader.frozen("shop-2026", month.label)
+        sent = {party: hooks.wait_for(f"/{party}", 1) for party in ("client", "provider")}
     finally:
         process.terminate()
         output = process.communicate(timeout=30)[0]
+        hooks_context.__exit__(None, None, None)
     assert frozen is not None, output
     assert f"event=period-frozen contract=shop-2026 period={month.label}" in output
     [service] = frozen.figures["services"]
@@ -275,3 +284,9 @@ def test_the_daemon_freezes_the_last_closed_period(tmp_path: Path) -> None:
     report = json.loads(watchdog("report", "-c", str(config), "--contract", "shop-2026", "--period",
                                  month.label).stdout)
     assert report["frozen_at"] is not None and report["services"] == frozen.figures["services"]
+    for party, [message] in sent.items():
+        assert message["title"] == f"SLA report shop-2026 {month.label}: credit 0.00 EUR", party
+        assert frozen.chain_head in message["message"] and "<table" in message["message"]
+        [attached] = message["attachments"]
+        assert attached["filename"] == f"shop-2026-{month.label}.csv"
+        assert base64.b64decode(attached["base64"]).decode().startswith("contract,shop-2026,period," + month.label)

@@ -199,6 +199,10 @@ def test_silent_agent_and_blind_spots(tmp_path: Path) -> None:
                 in metrics)
         with Reader(tmp_path / "watchdog.db") as reader:
             assert next(a for a in reader.agents() if a.name == AGENT).silent_since is not None
+            silent = [m for m in reader.outbox() if m.event == "agent-silent"]
+        # the client hears of it by default (it is blind there); the provider does not
+        assert [(m.party, m.title) for m in silent] == [("client", f"[slawatch] Agent {AGENT} is silent")]
+        assert "The checks it runs for contract shop-2026 have no data from this vantage point" in silent[0].body
         seqs = iter(range(1, 1000))
 
         def back() -> bool:  # the agent reports again, as often as its manifest says

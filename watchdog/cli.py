@@ -1,4 +1,4 @@
-"""`slawatch-watchdog`: run, check, import, report, evidence, alerts and hash-password."""
+"""`slawatch-watchdog`: run, check, import, report, evidence, alerts, test-notify and hash-password."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from pathlib import Path
 from slawatch.agent.daemon import configure_logging
 from slawatch.config import ConfigError, WatchdogConfig, load_agent, load_watchdog
 from slawatch.config.cli import (
-    EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, not_implemented, parser, run,
+    EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, parser, run,
 )
 
 from .evidence import export, import_readings, scan_jsonl, verify_chain
+from .outbox import deliver, message_status, shown
 from .passwords import hash_password
 from .periods import parse_period, period_at
 from .render import to_csv, to_html, to_json
@@ -187,6 +188,84 @@ def report_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def alerts_command(args: argparse.Namespace) -> int:
+    """List the outbox newest first (--pending, --dead), or queue a dead message again (retry ID)."""
+    config = load_watchdog(args.config)
+    if args.action == "retry" and args.id is None:
+        print("alerts retry: which message? give its ID (the first column of `alerts --dead`)", file=sys.stderr)
+        return EXIT_CONFIG
+    if not Path(config.database).exists():
+        print(f"{config.database}: no database yet (start `slawatch-watchdog run` first)", file=sys.stderr)
+        return EXIT_FAILED
+    if args.action == "retry":
+        return _retry(config.database, args.id)
+    status = "pending" if args.pending else "dead" if args.dead else None
+    try:
+        with Reader(config.database) as reader:
+            rows = reader.outbox(status, limit=args.limit)
+    except sqlite3.Error as exc:
+        print(f"{config.database}: cannot read the outbox ({exc}); has the watchdog run since its upgrade?",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if not rows:
+        print(f"no {status + ' ' if status else ''}messages in the outbox")
+        return EXIT_OK
+    table = [("ID", "CREATED", "EVENT", "CONTRACT", "PARTY", "URL", "STATUS", "ATTEMPTS", "LAST ERROR")]
+    table += [(str(r.id), _utc(r.created_at), r.event, r.contract, r.party, r.url_shown, r.status, str(r.attempts),
+               r.last_error or "") for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return EXIT_OK
+
+
+def _retry(database: str, message_id: int) -> int:
+    store = Store(database)
+    try:
+        queued = store.retry(message_id, now_ms())
+    finally:
+        store.close()
+    if queued:
+        print(f"message {message_id} queued again; the running watchdog sends it within a minute")
+        return EXIT_OK
+    with Reader(database) as reader:
+        status = message_status(reader, message_id)
+    print(f"alerts retry: no message {message_id} in the outbox" if status is None else
+          f"alerts retry: message {message_id} is {status}, not dead; only dead messages are retried", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def notify_test_command(args: argparse.Namespace) -> int:
+    """Send a test message to each of a party's URLs now (not through the outbox)."""
+    config = load_watchdog(args.config)
+    contract = next((c for c in config.contracts if c.id == args.contract), None)
+    if contract is None:
+        known = ", ".join(c.id for c in config.contracts) or "none"
+        print(f"test-notify: no contract {args.contract!r} in {config.contracts_dir} (known: {known})",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    party = contract.client if args.party == "client" else contract.provider
+    if not party.notify:
+        print(f"test-notify: contract {contract.id} has no notify URLs for the {args.party}; nothing sent",
+              file=sys.stderr)
+        return EXIT_FAILED
+    name = contract.client_name if args.party == "client" else contract.provider_name
+    title = f"slawatch test message: {contract.id}, {args.party}"
+    body = (f"A test message from slawatch-watchdog for contract {contract.id} ({contract.client_name} / "
+            f"{contract.provider_name}). Alerts for {name} as the {args.party} "
+            f"({', '.join(party.events) or 'no events'}) are sent to this address.")
+    failed = 0
+    for url in party.notify:
+        error = deliver(url, title, body)
+        print(f"OK      {shown(url)}" if error is None else f"FAILED  {shown(url)}: {error}")
+        failed += error is not None
+    return EXIT_OK if not failed else EXIT_FAILED
+
+
+def _utc(instant_ms: int) -> str:
+    return dt.datetime.fromtimestamp(instant_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _day(text: str | None, option: str) -> int:
     if text is None:
         return -2**62 if option == "--from" else 2**62
@@ -227,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
         "import": ("load readings from a JSON-lines file", import_command),
         "report": ("print a contract's figures for a period", report_command),
         "evidence": ("verify or export the evidence chain", evidence_command),
-        "alerts": ("list or retry queued alerts", not_implemented("slawatch-watchdog alerts")),
+        "alerts": ("list or retry queued alerts", alerts_command),
+        "test-notify": ("send a test message to a contract party's notify URLs", notify_test_command),
         "hash-password": ("hash a user's password for watchdog.toml", hash_password_command),
     }, DEFAULT_CONFIG)
     commands["check"].add_argument("--agent-config", action="append", metavar="AGENT_TOML",
@@ -241,6 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands["evidence"].add_argument("--until", dest="end", metavar="DATE",
                                       help="export: the day after the last (UTC)")
     commands["evidence"].add_argument("--to", dest="to_dir", metavar="DIR", help="export: folder to write")
+    alerts = commands["alerts"]
+    alerts.add_argument("action", nargs="?", choices=["retry"], help="retry ID: queue a dead message again")
+    alerts.add_argument("id", nargs="?", type=int, metavar="ID", help="the message's id (first column of the list)")
+    only = alerts.add_mutually_exclusive_group()
+    only.add_argument("--pending", action="store_true", help="only messages still to be delivered")
+    only.add_argument("--dead", action="store_true", help="only messages whose retries ran out")
+    alerts.add_argument("--limit", type=int, default=1000, metavar="N", help="newest N messages (default 1000)")
+    test_notify = commands["test-notify"]
+    test_notify.add_argument("--contract", required=True, metavar="ID", help="the contract's id")
+    test_notify.add_argument("--party", required=True, choices=["client", "provider"])
     report = commands["report"]
     report.add_argument("--contract", required=True, metavar="ID", help="the contract's id")
     report.add_argument("--period", metavar="P", help="2026-10, 2026-Q4 or 2026-W44 (default: the current one)")

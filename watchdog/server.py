@@ -28,6 +28,9 @@ from slawatch.agent.protocol import (
 from slawatch.config import ConfigError, WatchdogConfig, load_watchdog
 
 from .ingest import RateLimiter, parse_manifest, rows_of_body, ts_ms
+from .live import Alerting
+from .outbox import Sender, url_hash
+from .render import to_csv, to_html
 from .report import due_report, freeze_args
 from .store import AgentState, Conflict, Incoming, Reader, Row, Store, Stored, now_ms
 from .writer import Writer
@@ -111,6 +114,12 @@ class _StateCollector(Collector):
         for spot in list(w.blind_spots):
             blind.add_metric([spot.contract, spot.service, spot.check, str(spot.quorum)], spot.agents)
         yield blind
+        outbox = GaugeMetricFamily("slawatch_alerts", "Alert messages in the outbox, by status (dead: given up "
+                                   "after 24 h of failed deliveries; see `slawatch-watchdog alerts --dead`)",
+                                   labels=["status"])
+        for status, count in sorted(w.outbox_counts.items()):
+            outbox.add_metric([status], count)
+        yield outbox
 
 
 WATCHDOG: web.AppKey[Watchdog] = web.AppKey("watchdog")
@@ -129,10 +138,13 @@ class Watchdog:
     config_path: str
     settings: Settings
     writer: Writer | None = None
+    alerting: Alerting | None = None
+    sender: Sender | None = None
     started_ms: int = field(default_factory=now_ms)
     agents: dict[str, AgentState] = field(default_factory=dict)
     silent: dict[str, int | None] = field(default_factory=dict)
     blind_spots: list[BlindSpot] = field(default_factory=list)
+    outbox_counts: dict[str, int] = field(default_factory=lambda: {"pending": 0, "sent": 0, "dead": 0})
     metrics: Metrics = field(init=False)
     reading_bodies: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(BODIES_AT_ONCE))
 
@@ -183,6 +195,7 @@ class Watchdog:
         """Refresh `agents` from the database (reader connection; called off the event loop)."""
         with Reader(self.config.database) as reader:
             self.agents = {a.name: a for a in reader.agents()}
+            self.outbox_counts = {"pending": 0, "sent": 0, "dead": 0} | reader.outbox_counts()
 
     def refresh_blind_spots(self, log_them: bool = False) -> None:
         before = set(self.blind_spots)
@@ -209,14 +222,14 @@ class Watchdog:
                     log.warning("event=agent-silent agent=%s last_seen=%s", agent.id,
                                 _iso(state.last_seen) if state and state.last_seen else "never")
                     if state is not None:
-                        await self._writer().call(partial(Store.set_silent, name=agent.id, since=since))
+                        await self._alerting().agent_silent(agent.id, since, state.last_seen, _checks_of(state))
                 else:
                     self.silent[agent.id] = was
             else:
                 if was is not None:
                     log.info("event=agent-back agent=%s silent_s=%.0f", agent.id, (now - was) / 1000)
                     if state is not None:
-                        await self._writer().call(partial(Store.set_silent, name=agent.id, since=None))
+                        await self._alerting().agent_silent(agent.id, None, state.last_seen, _checks_of(state))
                 self.silent[agent.id] = None
         self.refresh_blind_spots()
 
@@ -232,6 +245,24 @@ class Watchdog:
     def _writer(self) -> Writer:
         assert self.writer is not None, "the store is not open"
         return self.writer
+
+    def _alerting(self) -> Alerting:
+        assert self.alerting is not None, "the store is not open"
+        return self.alerting
+
+    def _sender(self) -> Sender:
+        assert self.sender is not None, "the store is not open"
+        return self.sender
+
+    def notify_urls(self) -> dict[str, str]:
+        """Every configured Apprise URL by its hash (what the outbox holds instead of the secret)."""
+        return {url_hash(url): url for contract in self.config.contracts
+                for party in (contract.client, contract.provider) for url in party.notify}
+
+
+def _checks_of(state: AgentState) -> list[str]:
+    """The checks an agent's manifest lists (empty: unknown, so every contract hears of it)."""
+    return [c["id"] for c in (state.manifest or {}).get("checks", [])]
 
 
 def shortest_interval_s(state: AgentState | None) -> float:
@@ -317,6 +348,8 @@ async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored
         raise web.HTTPServiceUnavailable(text=json.dumps({"error": "the store failed; retry later",
                                                           "code": "store-failed"}),
                                          content_type="application/json") from None
+    if kind == "readings" and not stored.resend and watchdog.alerting is not None:
+        watchdog.alerting.touched({row.check for row in incoming.rows})
     if kind == "manifest" and not stored.resend:
         try:
             await asyncio.to_thread(watchdog.read_agents)
@@ -386,6 +419,8 @@ async def metrics(request: web.Request) -> web.Response:
 async def _store_context(app: web.Application) -> AsyncIterator[None]:
     watchdog = app[WATCHDOG]
     watchdog.writer = await asyncio.to_thread(Writer, watchdog.config.database)
+    watchdog.sender = Sender(watchdog.config.database, watchdog.writer.call, watchdog.notify_urls)
+    watchdog.alerting = Alerting(lambda: watchdog.config, watchdog.writer.call, watchdog.sender.wake)
     await asyncio.to_thread(watchdog.read_agents)
     watchdog.refresh_blind_spots(log_them=True)
     yield
@@ -399,11 +434,19 @@ async def _background_context(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(_every(LIVENESS_EVERY_S, watchdog.check_liveness), name="liveness"),
              asyncio.create_task(_every(PURGE_EVERY_S, lambda: _purge(watchdog)), name="purge"),
              asyncio.create_task(_every(COMPACT_EVERY_S, lambda: _compact(watchdog)), name="compact"),
-             asyncio.create_task(_every(FREEZE_EVERY_S, lambda: _freeze(watchdog)), name="freeze")]
+             asyncio.create_task(_every(FREEZE_EVERY_S, lambda: _freeze(watchdog)), name="freeze"),
+             asyncio.create_task(_owned(watchdog._alerting().run), name="alerting"),
+             asyncio.create_task(_owned(watchdog._sender().run), name="sender")]
     yield
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _owned(job: Any) -> None:
+    """A task that runs for the daemon's life: if it ever ends, the daemon must not go on without it."""
+    await job()
+    raise RuntimeError(f"background task {getattr(job, '__qualname__', job)} ended")
 
 
 async def _every(seconds: float, job: Any) -> None:
@@ -446,6 +489,8 @@ async def _freeze(watchdog: Watchdog) -> None:
             if await watchdog._writer().call(lambda s: s.freeze(*args)):
                 log.info("event=period-frozen contract=%s period=%s chain_head=%s", contract.id, computed["period"],
                          computed["evidence"]["head"])
+                await watchdog._alerting().period_closed(contract, computed, to_html(computed | {"frozen_at": None}),
+                                                         to_csv(computed))
 
 
 async def serve(config_path: str, config: WatchdogConfig) -> int:

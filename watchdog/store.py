@@ -17,7 +17,7 @@ import logging
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +150,40 @@ CREATE TABLE stale_days (         -- compacted days (and so months) a late readi
     PRIMARY KEY (series_id, day)
 ) WITHOUT ROWID;
 """),
+    ("0004-alerting", """
+CREATE TABLE alert_state (        -- what alerting last decided, per subject (a service's outage, a rule, ...)
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,          -- JSON
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE outbox (             -- one row per (decision, party, URL); written with the state change
+    id INTEGER PRIMARY KEY,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    event TEXT NOT NULL,          -- outage | recovery | budget | breach | agent-silent | agent-back | ...
+    contract TEXT NOT NULL,
+    party TEXT NOT NULL,          -- client | provider
+    url_hash TEXT NOT NULL,       -- sha256 of the Apprise URL: the URL itself (a secret) stays in the config
+    url_shown TEXT NOT NULL,      -- the URL as Apprise shows it with privacy=True
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    body_format TEXT NOT NULL,    -- text | html
+    attachments TEXT,             -- JSON [{"name", "mime", "content" (base64)}] or NULL
+    created_at INTEGER NOT NULL,
+    queued_at INTEGER NOT NULL,   -- when it was (last) queued: created, or retried from dead
+    status TEXT NOT NULL,         -- pending | sent | dead
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error TEXT,
+    sent_at INTEGER
+);
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+CREATE TABLE outbox_attempts (
+    outbox_id INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    error TEXT
+);
+"""),
 ]
 
 
@@ -230,6 +264,48 @@ class LatencyFound:
     histogram: dict[int, int]
     buckets: int        # rollup buckets merged
     unseen_ms: int      # edge time whose raw readings were purged (left out)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decision for one party's one Apprise URL, on its way into the outbox."""
+
+    key: str                  # idempotency key: the same decision is never queued twice
+    event: str
+    contract: str
+    party: str
+    url_hash: str
+    url_shown: str
+    title: str
+    body: str
+    body_format: str = "text"
+    attachments: str | None = None
+
+
+OUTBOX_COLUMNS = ("id, idempotency_key, event, contract, party, url_hash, url_shown, title, body, body_format, "
+                  "attachments, created_at, queued_at, status, attempts, next_attempt_at, last_error, sent_at")
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    key: str
+    event: str
+    contract: str
+    party: str
+    url_hash: str
+    url_shown: str
+    title: str
+    body: str
+    body_format: str
+    attachments: str | None
+    created_at: int
+    queued_at: int
+    status: str
+    attempts: int
+    next_attempt_at: int
+    last_error: str | None
+    sent_at: int | None
 
 
 @dataclass(frozen=True)
@@ -749,6 +825,58 @@ class Store:
                               [(series, start, count, sketch.pack(histogram), _compact(metrics))
                                for series, (count, histogram, metrics) in merged.items()])
 
+    # --- alerting: decided state and the outbox ------------------------------------------------
+
+    def record_decisions(self, states: Mapping[str, Any], messages: Sequence[Message], now: int,
+                         silent: tuple[str, int | None] | None = None) -> list[int]:
+        """In one transaction: the new alert states (None deletes one), an agent's silence (name,
+        since or None) when given, and the messages they cause (a message whose idempotency key is
+        already in the outbox is not added again). Return the ids of the messages added."""
+        added = []
+        with self._transaction():
+            if silent is not None:
+                self.conn.execute("UPDATE agents SET silent_since = ? WHERE name = ?", (silent[1], silent[0]))
+            for key, value in states.items():
+                if value is None:
+                    self.conn.execute("DELETE FROM alert_state WHERE key = ?", (key,))
+                else:
+                    self.conn.execute("INSERT OR REPLACE INTO alert_state VALUES (?, ?, ?)",
+                                      (key, json.dumps(value, sort_keys=True), now))
+            for m in messages:
+                cursor = self.conn.execute(
+                    "INSERT OR IGNORE INTO outbox (idempotency_key, event, contract, party, url_hash, url_shown, title, "
+                    "body, body_format, attachments, created_at, queued_at, status, next_attempt_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                    (m.key, m.event, m.contract, m.party, m.url_hash, m.url_shown, m.title, m.body, m.body_format,
+                     m.attachments, now, now, now))
+                if cursor.rowcount:
+                    assert cursor.lastrowid is not None
+                    added.append(cursor.lastrowid)
+        return added
+
+    def record_attempt(self, message_id: int, now: int, error: str | None, next_attempt_at: int | None) -> None:
+        """A delivery attempt: sent when `error` is None; else retried at `next_attempt_at`, or dead
+        when that is None. A message already sent stays sent."""
+        with self._transaction():
+            self.conn.execute("INSERT INTO outbox_attempts VALUES (?, ?, ?, ?)",
+                              (message_id, now, int(error is None), error))
+            if error is None:
+                self.conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                                  "last_error = NULL WHERE id = ? AND status != 'sent'", (now, message_id))
+            else:
+                self.conn.execute(
+                    "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                    "WHERE id = ? AND status = 'pending'",
+                    ("pending" if next_attempt_at is not None else "dead", error,
+                     next_attempt_at if next_attempt_at is not None else now, message_id))
+
+    def retry(self, message_id: int, now: int) -> bool:
+        """Queue a dead message again (its attempts start over); False when there is no such dead one."""
+        with self._transaction():
+            return bool(self.conn.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, queued_at = ?, next_attempt_at = ? "
+                "WHERE id = ? AND status = 'dead'", (now, now, message_id)).rowcount)
+
     def set_silent(self, name: str, since: int | None) -> None:
         with self._transaction():
             self.conn.execute("UPDATE agents SET silent_since = ? WHERE name = ?", (since, name))
@@ -772,6 +900,11 @@ class Store:
                                                  (series_id, history_before)).rowcount
                 if deleted >= limit:
                     break
+        with self._transaction():  # delivered alerts past history retention (pending and dead ones stay)
+            self.conn.execute("DELETE FROM outbox_attempts WHERE outbox_id IN (SELECT id FROM outbox WHERE "
+                              "status = 'sent' AND sent_at < ? LIMIT ?)", (history_before, limit))
+            deleted += self.conn.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = 'sent' "
+                                         "AND sent_at < ? LIMIT ?)", (history_before, limit)).rowcount
         if deleted:
             self._forget()  # cached tails and buckets may be among what was deleted
         return deleted
@@ -895,6 +1028,56 @@ class Reader:
             f"SELECT {columns} FROM rollups r JOIN series s ON s.id = r.series_id "
             "JOIN agents a ON a.id = s.agent_id WHERE a.name = ? AND s.check_id = ? AND r.bucket >= ? "
             "AND r.bucket < ?", (agent, check, start, end)).fetchall()
+
+    def alert_states(self, prefix: str = "") -> dict[str, Any]:
+        return {key: json.loads(value) for key, value in self.conn.execute(
+            "SELECT key, value FROM alert_state WHERE key >= ? AND key < ? ORDER BY key", (prefix, prefix + "\uffff"))}
+
+    def outbox(self, status: str | None = None, limit: int = 1000) -> list[OutboxRow]:
+        """Outbox messages, newest first; only those in `status` when given."""
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        return [OutboxRow(*row) for row in self.conn.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox {where} ORDER BY id DESC LIMIT ?", (*args, limit))]
+
+    def message(self, message_id: int) -> OutboxRow | None:
+        row = self.conn.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (message_id,)).fetchone()
+        return None if row is None else OutboxRow(*row)
+
+    def due(self, now: int, limit: int = 100) -> list[OutboxRow]:
+        """Pending messages whose next attempt is due, oldest first."""
+        return [OutboxRow(*row) for row in self.conn.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
+            "ORDER BY next_attempt_at, id LIMIT ?", (now, limit))]
+
+    def next_due(self) -> int | None:
+        row = self.conn.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def outbox_counts(self) -> dict[str, int]:
+        return {status: n for status, n in self.conn.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status")}
+
+    def attempts(self, message_id: int) -> list[tuple[int, bool, str | None]]:
+        return [(at, bool(ok), error) for at, ok, error in self.conn.execute(
+            "SELECT at, ok, error FROM outbox_attempts WHERE outbox_id = ? ORDER BY at", (message_id,))]
+
+    def last_errors(self, checks: Sequence[str]) -> list[tuple[str, str, int, str | None]]:
+        """(agent, check, ts, error) of each series' newest down reading among these checks."""
+        found = []
+        for series_id, agent, check in self.conn.execute(
+                "SELECT s.id, a.name, s.check_id FROM series s JOIN agents a ON a.id = s.agent_id "
+                f"WHERE s.check_id IN ({', '.join('?' * len(checks))})", tuple(checks)).fetchall():
+            row = self.conn.execute("SELECT ts, error FROM readings WHERE series_id = ? AND status = 'down' "
+                                    "ORDER BY ts DESC LIMIT 1", (series_id,)).fetchone()
+            if row is not None:
+                found.append((agent, check, row[0], row[1]))
+        return sorted(found, key=lambda f: -f[2])
+
+    def latest_stats(self, checks: Sequence[str]) -> list[tuple[str, str, dict[str, list[float | int]]]]:
+        """(agent, check, metric stats) of each series' newest rollup bucket among these checks."""
+        return [(agent, check, json.loads(stats)) for agent, check, stats in self.conn.execute(
+            "SELECT a.name, s.check_id, r.stats FROM series s JOIN agents a ON a.id = s.agent_id "
+            "JOIN rollups r ON r.series_id = s.id AND r.bucket = (SELECT MAX(bucket) FROM rollups WHERE series_id = s.id) "
+            f"WHERE s.check_id IN ({', '.join('?' * len(checks))})", tuple(checks))]
 
     def runs_for(self, checks: Sequence[str], start: int, end: int) -> dict[tuple[str, str], list[Run]]:
         """Every agent's runs of these checks that overlap `[start, end)`, keyed (agent, check)."""

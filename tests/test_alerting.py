@@ -1,0 +1,338 @@
+"""Alert decisions (pure) and live alerting end to end: readings in, Apprise webhooks out, on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from slawatch.config.contract import load_contract
+from slawatch.watchdog import alerting
+from slawatch.watchdog.alerting import Live
+from slawatch.watchdog.intervals import DOWN, UNKNOWN, UP, runs_of
+from slawatch.watchdog.store import Reader
+
+from .conftest import free_port
+from .watchdog_peers import KEY, PUBLIC, Client, reading, serving, start_daemon, write_config
+
+S, MINUTE, HOUR = 1000, 60_000, 3_600_000
+NOW = 1_790_000_000_000
+
+
+CONTRACT = """\
+[contract]
+id = "shop-2026"
+client = "Example Corp"
+provider = "Acme Hosting"
+timezone = "UTC"
+[client]
+notify = ["json://127.0.0.1:{port}/client"]
+[provider]
+notify = ["json://127.0.0.1:{port}/provider"]
+repeat = "1h"
+[[service]]
+id = "shop"
+name = "Web shop"
+checks = ["web"]
+quorum = 2
+min_outage = "1m"
+objectives = [{{ kind = "availability", target = 99.9 }}]
+"""
+
+
+@pytest.fixture
+def contract(tmp_path: Path) -> Any:
+    path = tmp_path / "c.toml"
+    path.write_text(CONTRACT.format(port=9))
+    return load_contract(path)
+
+
+def live(status: str, since: int = NOW - 5 * MINUTE, eligible: bool = True) -> Live:
+    return Live(status, eligible, since, ("web",), ("ams-probe",))
+
+
+# --- decisions ------------------------------------------------------------------------------
+
+
+def test_an_outage_opens_once_repeats_per_party_and_recovers(contract: Any) -> None:
+    service = contract.services[0]
+    state, events = alerting.decide_service(contract, service, live(DOWN), None, NOW)
+    assert [e.kind for e in events] == ["outage"] and events[0].parties == ("client", "provider")
+    assert state == {"since": NOW - 5 * MINUTE, "repeats": {"client": 0, "provider": 0}}
+    assert alerting.decide_service(contract, service, live(DOWN), state, NOW + MINUTE) == (state, [])
+    # an hour in: the provider's repeat (1 h) is due, the client's (4 h default) is not
+    state2, events = alerting.decide_service(contract, service, live(DOWN), state, NOW + 56 * MINUTE)
+    assert [(e.kind, e.parties, e.facts["repeat"]) for e in events] == [("outage", ("provider",), 1)]
+    assert state2 is not None and state2["repeats"] == {"client": 0, "provider": 1}
+    # unknown, maintenance, outside business hours: neither repeat nor recovery
+    assert alerting.decide_service(contract, service, live(UNKNOWN), state2, NOW + 5 * HOUR) == (state2, [])
+    assert alerting.decide_service(contract, service, live(DOWN, eligible=False), state2, NOW + 5 * HOUR) == (state2, [])
+    closed, events = alerting.decide_service(contract, service, live(UP, since=NOW + 90 * MINUTE), state2,
+                                             NOW + 91 * MINUTE)
+    assert closed is None and [e.kind for e in events] == ["recovery"]
+    assert events[0].facts["duration_ms"] == 95 * MINUTE
+
+
+def test_no_outage_is_raised_outside_counted_time(contract: Any) -> None:
+    assert alerting.decide_service(contract, contract.services[0], live(DOWN, eligible=False), None, NOW) == (None, [])
+
+
+def runs(*readings: tuple[int, str]) -> list[Any]:
+    return runs_of([(ts, status, 30.0) for ts, status in readings])
+
+
+def test_flapping_faster_than_min_outage_raises_nothing(contract: Any) -> None:
+    service = contract.services[0]  # min_outage 1m, quorum 2
+    flapping = [(NOW - 10 * MINUTE + i * 30 * S, DOWN if i % 2 else UP) for i in range(20)]
+    both = {("a", "web"): runs(*flapping), ("b", "web"): runs(*flapping)}
+    now = alerting.service_now(contract, service, both, NOW)
+    assert now.status == UP and now.eligible  # each down run lasts 30 s < 1 min
+    assert alerting.decide_service(contract, service, now, None, NOW) == (None, [])
+
+
+def test_quorum_two_needs_two_agents_to_see_it_down(contract: Any) -> None:
+    service = contract.services[0]
+    down = [(NOW - 5 * MINUTE + i * 30 * S, DOWN) for i in range(10)]
+    up = [(NOW - 5 * MINUTE + i * 30 * S, UP) for i in range(10)]
+    one = alerting.service_now(contract, service, {("a", "web"): runs(*down), ("b", "web"): runs(*up)}, NOW)
+    assert one.status == UP
+    two = alerting.service_now(contract, service, {("a", "web"): runs(*down), ("b", "web"): runs(*down)}, NOW)
+    assert two.status == DOWN and two.since == NOW - 5 * MINUTE and two.agents_down == ("a", "b")
+    # the other agent silent: n = 1, d = 1 >= min(2, 1): down
+    alone = alerting.service_now(contract, service, {("a", "web"): runs(*down)}, NOW)
+    assert alone.status == DOWN
+
+
+def test_burn_rate_rules_fire_once_per_period_until_they_clear(contract: Any) -> None:
+    service = contract.services[0]
+    burning = replace(live(DOWN), burn={"1h": 20.0, "5m": 1000.0, "6h": 3.0, "30m": 40.0})
+    changes, events = alerting.decide_budget(contract, service, burning, {}, "2026-10", NOW)
+    assert [e.facts["rule"] for e in events] == ["page"]          # warn needs 6 over 6 h too
+    key = "budget|shop-2026|shop|page"
+    assert changes == {key: {"period": "2026-10", "since": NOW}}
+    assert alerting.decide_budget(contract, service, burning, changes, "2026-10", NOW + MINUTE) == ({}, [])
+    _, events = alerting.decide_budget(contract, service, burning, changes, "2026-11", NOW + MINUTE)
+    assert [e.facts["rule"] for e in events] == ["page"]          # a new period: once more
+    calm = replace(burning, burn={"1h": 20.0, "5m": 0.0, "6h": 3.0, "30m": 1.0})
+    assert alerting.decide_budget(contract, service, calm, changes, "2026-10", NOW)[0] == {key: None}
+    both = replace(burning, burn={"1h": 14.4, "5m": 14.4, "6h": 6.0, "30m": 6.0})   # exactly at the thresholds
+    assert sorted(e.facts["rule"] for e in alerting.decide_budget(contract, service, both, {}, "p", NOW)[1]) == [
+        "page", "warn"]
+
+
+def test_a_certificate_below_its_minimum_is_reported_once_until_renewed(contract: Any) -> None:
+    stats = [("a", "web", {"tls.days_left": [4, 5, 5, 20], "tls.min_days": [4, 14, 14, 56]})]
+    changes, events = alerting.decide_tls(contract, stats, {})
+    assert [(e.kind, e.facts["days_left"], e.facts["min_days"]) for e in events] == [("tls-expiring", 5, 14)]
+    assert alerting.decide_tls(contract, stats, changes) == ({}, [])
+    renewed = [("a", "web", {"tls.days_left": [4, 89, 89, 356], "tls.min_days": [4, 14, 14, 56]})]
+    assert alerting.decide_tls(contract, renewed, changes) == ({"tls|shop-2026|web": None}, [])
+
+
+# --- end to end: readings in, webhooks out ----------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """An Apprise json:// receiver: every POST it got, by path."""
+
+    port: int
+    got: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def wait_for(self, path: str, count: int, seconds: float = 20.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if len(self.got.get(path, [])) >= count:
+                return self.got[path]
+            time.sleep(0.05)
+        raise AssertionError(f"{path}: expected {count} messages, got {self.got.get(path)}")
+
+
+@contextmanager
+def receiver(port: int | None = None) -> Iterator[Receiver]:
+    found = Receiver(port or free_port())
+
+    async def record(request: web.Request) -> web.Response:
+        message = await request.json()
+        kind = "/anchor" if message["title"].startswith("[slawatch] Evidence chain head") else ""
+        found.got.setdefault(kind + request.path, []).append(message)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/{name}", record)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", found.port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield found
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def recent(agent: str, seq: int, base: dt.datetime, ago_s: float, status: str) -> Any:
+    """A reading `ago_s` before `base` (the same instant for the same `ago_s`)."""
+    r = reading(seq, status=status, interval_s=30, agent=agent, error="HTTP 503" if status == DOWN else None,
+                latency_ms=None if status == DOWN else 40.0)
+    return replace(r, ts=base - dt.timedelta(seconds=ago_s))
+
+
+def test_outage_and_recovery_reach_both_parties_in_their_wording(tmp_path: Path) -> None:
+    with receiver() as hooks:
+        config = write_config(tmp_path, agents=[("ams-probe", PUBLIC), ("fra-probe", PUBLIC)],
+                              contracts={"shop.toml": CONTRACT.format(port=hooks.port)},
+                              settings='public_url = "https://watchdog.example.net"')
+        with serving(config) as served:
+            ams, fra = served.client, Client(served.client.base, KEY, "fra-probe")
+            base = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+            # one agent sees it down for 3 minutes: quorum 2 of 2 is not met
+            assert ams.send([recent("ams-probe", i + 1, base, 180 - 30 * i, DOWN) for i in range(7)]).status == 200
+            assert fra.send([recent("fra-probe", i + 1, base, 180 - 30 * i, UP) for i in range(7)]).status == 200
+            time.sleep(1.0)
+            assert "/provider" not in hooks.got and "/client" not in hooks.got
+            # the second agent agrees for the last 2 minutes (> min_outage 1m): readings at the same
+            # instants as its up ones, sent later, replace them (rule 1): an outage
+            assert fra.send([recent("fra-probe", 8 + i, base, 120 - 30 * i, DOWN) for i in range(5)]).status == 200
+            provider = hooks.wait_for("/provider", 1)[0]
+            client = hooks.wait_for("/client", 1)[0]
+            assert provider["title"].startswith("[shop-2026] DOWN: shop (web)")
+            assert "Seen down by agents: ams-probe, fra-probe" in provider["message"]
+            assert "Last error: HTTP 503" in provider["message"]
+            assert "https://watchdog.example.net/contracts/shop-2026/services/shop" in provider["message"]
+            assert client["title"] == "Outage: Web shop (Acme Hosting)"
+            assert "The contract promises 99.9 % availability per month" in client["message"]
+            assert "Measured by slawatch's own agents so far this month" in client["message"]
+            # both agents see it up again: recovery, once
+            later = dt.datetime.now(dt.timezone.utc)
+            for agent in (ams, fra):
+                assert agent.send([recent(agent.agent, 20, later, 0, UP)]).status == 200
+            recovered = hooks.wait_for("/provider", 2)[1]
+            assert recovered["title"].startswith("[shop-2026] RECOVERED: shop after")
+            assert hooks.wait_for("/client", 2)[1]["title"] == "Recovered: Web shop (Acme Hosting)"
+            time.sleep(0.5)
+            assert len(hooks.got["/provider"]) == 2 and len(hooks.got["/client"]) == 2
+            with Reader(served.database) as reader:
+                sent = reader.outbox("sent")
+            assert sorted((m.event, m.party) for m in sent if m.event != "anchor") == [
+                ("outage", "client"), ("outage", "provider"), ("recovery", "client"), ("recovery", "provider")]
+            anchors = [m for m in sent if m.event == "anchor"]
+            assert sorted(m.party for m in anchors) == ["client", "provider"]   # the day's chain head, once each
+            with Reader(served.database) as reader:
+                anchored = reader.alert_states("anchor|")["anchor|shop-2026"]
+            assert anchored["day"] == dt.datetime.now(dt.timezone.utc).date().isoformat()
+            for party in ("client", "provider"):
+                assert anchored["head"] in hooks.wait_for(f"/anchor/{party}", 1)[0]["message"]
+
+
+
+def test_an_alert_decided_before_kill_9_is_delivered_once_after_restart(tmp_path: Path) -> None:
+    """The receiver is down when the outage is decided; the watchdog is killed; both come back:
+    each party gets the outage exactly once, and the URL's secret is never logged."""
+    hook_port, port = free_port(), free_port()
+    secret = "s3cr3t-token"
+    contract = CONTRACT.format(port=hook_port).replace(
+        f"json://127.0.0.1:{hook_port}/provider", f"json://watch:{secret}@127.0.0.1:{hook_port}/provider")
+    config = write_config(tmp_path, port=port, agents=[("ams-probe", PUBLIC)], contracts={"shop.toml": contract})
+    daemon = start_daemon(config, port)
+    base = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    assert daemon.client.send([recent("ams-probe", i + 1, base, 150 - 30 * i, DOWN) for i in range(6)]).status == 200
+    deadline = time.monotonic() + 20
+    tried: list[Any] = []
+    while time.monotonic() < deadline and len(tried) < 2:
+        with Reader(tmp_path / "watchdog.db") as reader:
+            tried = [m for m in reader.outbox() if m.event == "outage" and m.attempts >= 1]
+        time.sleep(0.1)
+    assert len(tried) == 2 and all(m.status == "pending" for m in tried), tried  # tried, failed, waiting
+    os.kill(daemon.process.pid, signal.SIGKILL)
+    daemon.process.wait(10)
+    with receiver(hook_port) as hooks:
+        restarted = start_daemon(config, port)
+        try:
+            provider = hooks.wait_for("/provider", 3, seconds=30)  # the outage, and the page and warn budget rules
+            client = hooks.wait_for("/client", 1, seconds=30)
+            time.sleep(1.5)  # anything sent twice would have arrived by now
+        finally:
+            restarted.process.terminate()
+            restarted.process.wait(30)
+    assert [m["title"] for m in provider if "DOWN" in m["title"]] == ["[shop-2026] DOWN: shop (web)"]
+    assert [m["title"] for m in client if m["title"].startswith("Outage")] == ["Outage: Web shop (Acme Hosting)"]
+    # the same periodic round found the budget burning (100 % down): the provider hears of that too
+    assert sorted(m["title"].split(":")[0] for m in provider if "budget" in m["title"]) == [
+        "[shop-2026] Error budget burning fast (page)", "[shop-2026] Error budget burning fast (warn)"]
+    assert len(provider) == 3 and len(client) == 1
+    with Reader(tmp_path / "watchdog.db") as reader:
+        outages = [m for m in reader.outbox() if m.event == "outage"]
+    assert sorted(m.status for m in outages) == ["sent", "sent"]
+    logs = daemon.log_text() + restarted.log_text()
+    assert "event=alert-failed" in logs and "event=alert-sent" in logs
+    assert secret not in logs and secret not in json.dumps([m.url_shown for m in outages])
+
+
+def test_periodic_round_decides_breach_and_certificate_with_their_wording(tmp_path: Path) -> None:
+    """An hour down this month (budget 0.1 % of it is ~44 min): breach, once; a certificate under its
+    minimum: tls-expiring, once; both worded from the built-in templates."""
+    from slawatch.config import load_watchdog
+    from slawatch.watchdog.live import Alerting
+    from slawatch.watchdog.store import Row, Store, now_ms
+
+    from .test_store import incoming
+
+    config_path = write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9).replace(
+        '[provider]', '[provider]\nevents = ["breach", "tls-expiring"]')})
+    now = now_ms()
+    store = Store(tmp_path / "watchdog.db")
+    start = now - 2 * HOUR
+    rows = [Row(i + 1, "web", start + i * 30 * S, DOWN if i < 120 else UP, 30.0, None if i < 120 else 40.0,
+                {"tls.days_left": 5, "tls.min_days": 14}, None if i >= 120 else "HTTP 503") for i in range(240)]
+    for agent in ("ams-probe", "fra-probe"):
+        store.store([incoming(rows, agent=agent, received_at=now)])
+    store.close()
+    config = load_watchdog(config_path)
+    alerts = Alerting(lambda: config, call=None, wake=lambda: None, clock=lambda: now)  # type: ignore[arg-type]
+    decided = alerts.decide(None, periodic=True, now=now)
+    by_kind = {(m.event, m.party): m for m in decided.messages}
+    breach = by_kind[("breach", "provider")]
+    assert breach.title == "[shop-2026] Objective can no longer be met: Web shop"
+    assert "has spent its whole error budget" in breach.body and "99.9 % availability objective" in breach.body
+    assert ("breach", "client") in by_kind  # the client's default events include breach
+    tls = by_kind[("tls-expiring", "provider")]
+    assert tls.title == "[shop-2026] Certificate expiring: web in 5 days"
+    assert "fewer than the 14 days the check requires (seen by ams-probe, fra-probe)" in tls.body
+    assert ("tls-expiring", "client") not in by_kind  # not among the client's default events
+    assert any(key.startswith("breach|shop-2026|shop|") for key in decided.states)
+    # recorded, the next round decides neither again
+    store = Store(tmp_path / "watchdog.db")
+    store.record_decisions(decided.states, decided.messages, now, decided.silent)
+    store.close()
+    again = alerts.decide(None, periodic=True, now=now + MINUTE)
+    assert not [m for m in again.messages if m.event in ("breach", "tls-expiring")]
+
+
+def test_a_templates_dir_replaces_a_built_in_wording(tmp_path: Path) -> None:
+    from slawatch.watchdog.live import Wording
+
+    (tmp_path / "outage.provider.txt").write_text("PAGE {{ service.id }} since {{ since }}\nChecks: {{ checks|join(',') }}\n")
+    facts = {"service": {"id": "shop", "name": "Web shop"}, "since": "2026-11-26 10:00:00", "checks": ["web", "db"]}
+    assert Wording(str(tmp_path)).render("outage", "provider", facts) == ("PAGE shop since 2026-11-26 10:00:00",
+                                                                         "Checks: web,db\n")
+    wording = Wording(str(tmp_path))
+    assert wording.env.loader is not None
+    client_source, _, _ = wording.env.loader.get_source(wording.env, "outage.client.txt")
+    assert "The contract promises" in client_source  # the other wordings stay the built-in ones

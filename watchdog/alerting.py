@@ -1,0 +1,166 @@
+"""Alert decisions: a service's state now, by the same rules as reports, against what was decided
+before. Pure functions; `live.py` feeds them from the store and writes what they decide.
+
+Events (DESIGN.md "Alerting"): `outage` once a counted down run has lasted `min_outage` in eligible
+time (never during maintenance or outside business hours), repeated every party's `repeat` while it
+lasts; `recovery` when the service is up again; `budget` when a multi-window burn-rate rule fires
+(once per rule per period until it clears); `breach` when the period's error budget is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from slawatch.config.contract import Contract, Service
+
+from . import sla
+from .eligibility import eligible_windows
+from .intervals import DOWN, UNKNOWN, UP, Run
+
+HOUR = 3_600_000
+MINUTE = 60_000
+LOOKBACK_MS = 6 * HOUR + 5 * MINUTE   # the longest burn-rate window, and a little more
+BURN_RULES = {  # DESIGN.md rule 10: the Google SRE workbook's multi-window alerts
+    "page": (14.4, (HOUR, 5 * MINUTE)),
+    "warn": (6.0, (6 * HOUR, 30 * MINUTE)),
+}
+
+
+@dataclass(frozen=True)
+class Live:
+    """A service at `now`: its status, and if a counted outage runs, since when and who sees it."""
+
+    status: str                        # up | down | unknown
+    eligible: bool                     # `now` is counted time (business hours, no maintenance)
+    since: int                         # start of the current status (as far back as the window reaches)
+    checks_down: tuple[str, ...] = ()
+    agents_down: tuple[str, ...] = ()
+    burn: dict[str, float | None] = field(default_factory=dict)   # window ("1h", ...) -> burn rate
+    reached_window_start: bool = False  # the current status began before the window: look further back
+
+
+def window_name(ms: int) -> str:
+    return f"{ms // HOUR}h" if ms % HOUR == 0 else f"{ms // MINUTE}m"
+
+
+def service_now(contract: Contract, service: Service, runs: Mapping[tuple[str, str], Sequence[Run]], now: int,
+                lookback_ms: int = LOOKBACK_MS) -> Live:
+    """Rules 1-5 at `now` (the instant just before it) over `[now - lookback, now)`."""
+    first = now - max(lookback_ms, round(service.min_outage * 1000) + MINUTE)
+    state = sla.service_state(service, runs, first, now)
+    eligible, _ = eligible_windows(contract, service, first, now)
+    start, _, status = state.timeline[-1] if state.timeline else (first, now, UNKNOWN)
+    counted = bool(eligible) and eligible[-1][1] == now
+    checks_down = tuple(sorted(c for c, t in state.checks.items() if t and t[-1][2] == DOWN))
+    agents_down = tuple(sorted({a for (a, c), t in state.agents.items() if t and t[-1][2] == DOWN}))
+    target = sla.availability_target(service)
+    burn: dict[str, float | None] = {}
+    if target is not None:
+        for _, windows in BURN_RULES.values():
+            for width in windows:
+                burn[window_name(width)] = sla.burn_rate(state.timeline, eligible, now - width, now, target)
+    return Live(status, counted, start, checks_down, agents_down, burn, start == first)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decision to tell the parties something. `key` makes it unique (no decision twice)."""
+
+    kind: str                     # outage | recovery | budget | breach | ...
+    key: str
+    facts: dict[str, Any]
+    parties: tuple[str, ...] = ("client", "provider")
+
+
+def decide_service(contract: Contract, service: Service, live: Live, state: dict[str, Any] | None,
+                   now: int) -> tuple[dict[str, Any] | None, list[Event]]:
+    """Outage, repeat and recovery for one service: (its new state, the events to send)."""
+    subject = f"{contract.id}|{service.id}"
+    facts = {"since": live.since, "checks": list(live.checks_down), "agents": list(live.agents_down),
+             "duration_ms": now - live.since}
+    if state is None:
+        if live.status == DOWN and live.eligible:
+            return ({"since": live.since, "repeats": {"client": 0, "provider": 0}},
+                    [Event("outage", f"outage|{subject}|{live.since}", facts | {"repeat": 0})])
+        return None, []
+    since = int(state["since"])
+    if live.status == UP:
+        return None, [Event("recovery", f"recovery|{subject}|{since}",
+                            {"since": since, "until": live.since, "duration_ms": live.since - since})]
+    if live.status != DOWN or not live.eligible:
+        return state, []  # unknown, maintenance or outside business hours: neither repeat nor recover
+    events: list[Event] = []
+    repeats = dict(state["repeats"])
+    for name, party in (("client", contract.client), ("provider", contract.provider)):
+        due = (now - since) // max(1, round(party.repeat * 1000))
+        if due > repeats.get(name, 0):
+            repeats[name] = due
+            events.append(Event("outage", f"outage|{subject}|{since}|repeat-{due}",
+                                facts | {"since": since, "repeat": due, "duration_ms": now - since}, parties=(name,)))
+    return ({"since": since, "repeats": repeats} if events else state), events
+
+
+def decide_budget(contract: Contract, service: Service, live: Live, states: Mapping[str, Any], period: str,
+                  now: int) -> tuple[dict[str, Any], list[Event]]:
+    """The burn-rate rules: each fires once per period until it clears. Returns state changes
+    (key -> new value, or None to clear) and events."""
+    changes: dict[str, Any] = {}
+    events: list[Event] = []
+    target = sla.availability_target(service)
+    if target is None:
+        return changes, events
+    for rule, (threshold, windows) in BURN_RULES.items():
+        key = f"budget|{contract.id}|{service.id}|{rule}"
+        rates = [live.burn.get(window_name(w)) for w in windows]
+        firing = all(rate is not None and rate >= threshold for rate in rates)
+        held = states.get(key)
+        if firing and (held is None or held.get("period") != period):
+            changes[key] = {"period": period, "since": now}
+            events.append(Event("budget", f"{key}|{period}|{now}", {
+                "rule": rule, "threshold": threshold, "target": target,
+                "windows": {window_name(w): rate for w, rate in zip(windows, rates)}}))
+        elif not firing and held is not None:
+            changes[key] = None
+    return changes, events
+
+
+def decide_breach(contract: Contract, service: Service, figures: sla.ServiceFigures, states: Mapping[str, Any],
+                  period: str) -> tuple[dict[str, Any], list[Event]]:
+    """The period's error budget is gone: the availability objective can no longer be met."""
+    key = f"breach|{contract.id}|{service.id}|{period}"
+    budget = figures.budget
+    if budget is None or budget.remaining_ms >= 0 or key in states:
+        return {}, []
+    target = sla.availability_target(service)
+    return {key: {"at": budget.spent_ms}}, [Event("breach", key, {
+        "target": target, "measured": figures.availability_percent, "closed": False,
+        "allowed_ms": budget.allowed_ms, "spent_ms": budget.spent_ms})]
+
+
+def decide_tls(contract: Contract, stats: Sequence[tuple[str, str, dict[str, list[float | int]]]],
+               states: Mapping[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+    """A certificate whose days left fell below the check's tls_min_days: once, until renewed."""
+    changes: dict[str, Any] = {}
+    events: list[Event] = []
+    by_check: dict[str, list[tuple[str, float, float]]] = {}
+    for agent, check, metrics in stats:
+        if "tls.days_left" in metrics and "tls.min_days" in metrics:
+            by_check.setdefault(check, []).append((agent, metrics["tls.days_left"][1], metrics["tls.min_days"][2]))
+    for check, seen in sorted(by_check.items()):
+        key = f"tls|{contract.id}|{check}"
+        low = min(days for _, days, _ in seen)
+        minimum = max(limit for _, _, limit in seen)
+        if low < minimum and key not in states:
+            changes[key] = {"days_left": low}
+            events.append(Event("tls-expiring", f"{key}|{low}", {
+                "check": check, "days_left": low, "min_days": minimum,
+                "agents": sorted({a for a, days, _ in seen if days < minimum})}))
+        elif low >= minimum and key in states:
+            changes[key] = None  # renewed: the next certificate gets its own warning
+    return changes, events
+
+
+def status_word(status: str) -> str:
+    return {UP: "up", DOWN: "down", UNKNOWN: "without data"}.get(status, status)
