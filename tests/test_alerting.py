@@ -268,6 +268,15 @@ def test_an_alert_decided_before_kill_9_is_delivered_once_after_restart(tmp_path
             provider = hooks.wait_for("/provider", 3, seconds=30)  # the outage, and the page and warn budget rules
             client = hooks.wait_for("/client", 1, seconds=30)
             time.sleep(1.5)  # anything sent twice would have arrived by now
+            deadline = time.monotonic() + 15  # /metrics counts the outbox as of its last liveness round (5 s)
+            while time.monotonic() < deadline:
+                metrics = restarted.client.get("/metrics")[1]
+                if 'slawatch_alerts{status="pending"} 0.0' in metrics:
+                    break
+                time.sleep(0.5)
+            assert 'slawatch_alerts{status="pending"} 0.0' in metrics and 'slawatch_alerts{status="dead"} 0.0' in metrics
+            sent = float(metrics.split('slawatch_alerts{status="sent"} ')[1].split()[0])
+            assert sent >= 6  # outage x2, page, warn, the day's anchor x2
         finally:
             restarted.process.terminate()
             restarted.process.wait(30)
@@ -336,3 +345,60 @@ def test_a_templates_dir_replaces_a_built_in_wording(tmp_path: Path) -> None:
     assert wording.env.loader is not None
     client_source, _, _ = wording.env.loader.get_source(wording.env, "outage.client.txt")
     assert "The contract promises" in client_source  # the other wordings stay the built-in ones
+
+
+def test_during_maintenance_or_outside_business_hours_no_outage_is_raised(tmp_path: Path) -> None:
+    at = dt.datetime.fromtimestamp(NOW / 1000, dt.timezone.utc)
+    window = (f'[[maintenance]]\nstart = "{(at - dt.timedelta(minutes=30)):%Y-%m-%dT%H:%M}"\n'
+              f'end = "{(at + dt.timedelta(minutes=30)):%Y-%m-%dT%H:%M}"\n')
+    path = tmp_path / "c.toml"
+    path.write_text(CONTRACT.format(port=9) + window)
+    contract = load_contract(path)
+    service = contract.services[0]
+    down = {(a, "web"): runs(*[(NOW - 10 * MINUTE + i * 30 * S, DOWN) for i in range(100)]) for a in ("a", "b")}
+    now = alerting.service_now(contract, service, down, NOW)
+    assert now.status == DOWN and not now.eligible
+    assert alerting.decide_service(contract, service, now, None, NOW) == (None, [])
+    after = alerting.service_now(contract, service, down, NOW + 31 * MINUTE)   # maintenance over, still down
+    assert after.eligible and alerting.decide_service(contract, service, after, None, NOW + 31 * MINUTE)[1]
+    weekend = dt.datetime.fromtimestamp(NOW / 1000, dt.timezone.utc).strftime("%a").lower()
+    hours = CONTRACT.format(port=9) + (f'[business_hours]\ndays = ["{"mon" if weekend != "mon" else "tue"}"]\n'
+                                       'start = "08:00"\nend = "18:00"\n')
+    path.write_text(hours)
+    off_hours = alerting.service_now(load_contract(path), service, down, NOW)
+    assert off_hours.status == DOWN and not off_hours.eligible
+
+
+def test_a_closed_period_sends_its_report_and_a_breach_for_each_missed_objective(tmp_path: Path) -> None:
+    from slawatch.config import load_watchdog
+    from slawatch.watchdog.live import Alerting
+
+    config = load_watchdog(write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9)}))
+    recorded: list[Any] = []
+
+    async def call(function: Any) -> Any:
+        recorded.append(function)
+        return [1]
+
+    alerts = Alerting(lambda: config, call=call, wake=lambda: None, clock=lambda: NOW)
+    computed = {"period": "2026-10", "credit": 120.0, "currency": "EUR", "services": [
+        {"id": "shop", "name": "Web shop", "objectives": [
+            {"kind": "availability", "target": 99.9, "measured": 99.5, "met": False},
+            {"kind": "latency", "percentile": 95.0, "max_ms": 800.0, "measured": 512.0, "met": True}]}]}
+    asyncio.run(alerts.period_closed(config.contracts[0], computed, "<p>report</p>", "a,b\n"))
+
+    class Capture:
+        def record_decisions(self, states: Any, messages: Any, now: int, silent: Any) -> list[int]:
+            self.messages = messages
+            return []
+
+    capture = Capture()
+    recorded[0](capture)
+    kinds = sorted((m.event, m.party) for m in capture.messages)
+    assert kinds == [("breach", "client"), ("breach", "provider"), ("report", "client"), ("report", "provider")]
+    report = next(m for m in capture.messages if m.event == "report")
+    assert report.title == "SLA report shop-2026 2026-10: credit 120.00 EUR" and report.body_format == "html"
+    assert json.loads(report.attachments or "[]")[0]["name"] == "shop-2026-2026-10.csv"
+    breach = next(m for m in capture.messages if m.event == "breach")
+    assert breach.title == "[shop-2026] Objective missed: Web shop"
+    assert "availability at least 99.9 %; measured 99.500 %" in breach.body
