@@ -65,7 +65,11 @@ def batch_body(agent: str, readings: Sequence[Reading], dropped: Iterable[tuple[
 
 
 def signed_message(agent: str, batch: str, sent: str, path: str, body: bytes) -> bytes:
-    return "\n".join([VERSION, agent, batch, sent, path, hashlib.sha256(body).hexdigest()]).encode()
+    return _signed_message(agent, batch, sent, path, hashlib.sha256(body).digest())
+
+
+def _signed_message(agent: str, batch: str, sent: str, path: str, body_sha256: bytes) -> bytes:
+    return "\n".join([VERSION, agent, batch, sent, path, body_sha256.hex()]).encode()
 
 
 class Signer(Protocol):
@@ -143,15 +147,18 @@ def verify(headers: Mapping[str, str], path: str, body: bytes, keys: Mapping[str
     return envelope
 
 
-def verify_signature(envelope: Envelope, path: str, body: bytes, keys: Mapping[str, Ed25519PublicKey]) -> None:
-    """The signature of a checked envelope over `path` and `body`, by its agent's key; raise Refused."""
+def verify_signature(envelope: Envelope, path: str, body: bytes, keys: Mapping[str, Ed25519PublicKey]) -> bytes:
+    """The signature of a checked envelope over `path` and `body`, by its agent's key; raise Refused.
+    Return the body's SHA-256 (the evidence keeps it)."""
     from cryptography.exceptions import InvalidSignature
 
+    digest = hashlib.sha256(body).digest()
     try:
-        keys[envelope.agent].verify(envelope.signature, signed_message(envelope.agent, envelope.batch,
-                                                                      envelope.sent_text, path, body))
+        keys[envelope.agent].verify(envelope.signature, _signed_message(envelope.agent, envelope.batch,
+                                                                       envelope.sent_text, path, digest))
     except InvalidSignature:
         raise Refused(401, "bad signature: wrong key, or the body or headers were altered", "bad-signature") from None
+    return digest
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 from .errors import Problem
 from .document import Context, Document, Field, Invalid, Reported, os_reason, show, unknown_key_message
 from .values import (
-    Secret, apprise_url, duration, identifier, integer, list_of, local_datetime, local_time,
+    Secret, apprise_url, boolean, duration, identifier, integer, list_of, local_datetime, local_time,
     number, one_of, raw_table, raw_tables, rrule, string, table, timezone,
 )
 
@@ -104,6 +104,7 @@ class Contract:
     services: tuple[Service, ...]
     maintenance: tuple[Maintenance, ...]
     credit: tuple[CreditTier, ...]
+    public: bool = False
 
     def credit_tiers(self, service: Service) -> tuple[CreditTier, ...]:
         """The tiers that apply to a service: its own, else the contract's."""
@@ -282,6 +283,8 @@ CONTRACT = [
     Field("currency", currency, "EUR", "currency of fee and credits"),
     Field("unknown", one_of(["exclude", "up", "down"]), "exclude", "how time without data counts"),
     Field("grace", duration(), 86400.0, "wait for late readings before a closed period is frozen"),
+    Field("public", boolean, False,
+          "anyone may read the contract's current status (no login; no fee, credit or other figures of money)"),
 ]
 
 
@@ -344,7 +347,7 @@ def _contract(doc: Document, known_checks: Collection[str] | None) -> Contract |
         timezone=head["timezone"], period=head["period"], fee=head["fee"], currency=head["currency"],
         unknown=head["unknown"], grace=head["grace"], client=parties["client"],
         provider=parties["provider"], business_hours=hours, services=services,
-        maintenance=maintenance, credit=credit,
+        maintenance=maintenance, credit=credit, public=head["public"],
     )
 
 

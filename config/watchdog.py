@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import ssl
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ class WatchdogConfig:
     users: tuple[User, ...]
     contracts: tuple[Contract, ...]
     templates: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
 
 def listen_address(value: Any, ctx: Context) -> tuple[str, int]:
@@ -118,6 +121,9 @@ WATCHDOG = [
     Field("max_batch_size", size(4096), 16 * 1024 * 1024, "largest ingest request body accepted (413 above)"),
     Field("agent_rate", number(0.1), 50.0,
           "requests per second each agent may send (bursts of 10 s worth; 429 above)"),
+    Field("tls_cert_file", path_value, None,
+          "PEM certificate chain: with tls_key_file, the listener speaks HTTPS (session cookies get Secure)"),
+    Field("tls_key_file", path_value, None, "PEM private key of tls_cert_file"),
 ]
 AGENT = [
     Field("id", identifier, help="the agent's id, as in its agent.toml"),
@@ -143,6 +149,8 @@ def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] 
     doc.raise_if_problems()
     top = doc.table(doc.data, TOP, (), partial=True) or {}
     head = doc.table(top["watchdog"], WATCHDOG, ("watchdog",), partial=True) if "watchdog" in top else None
+    if head is not None:
+        _check_tls(doc, head)
     agents = _unique_list(doc, top.get("agent", []), "agent", AGENT, lambda v, c: AgentKey(**v))
     users = _unique_list(doc, top.get("user", []), "user", USER, _user)
     if agent_checks is not None and agents is not None:
@@ -165,7 +173,26 @@ def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] 
         readings_retention=head["readings_retention"], history_retention=head["history_retention"],
         max_clock_skew=head["max_clock_skew"], max_batch_size=head["max_batch_size"], agent_rate=head["agent_rate"],
         agents=tuple(agents), users=tuple(users), contracts=tuple(contracts), templates=head["templates"],
+        tls_cert_file=head["tls_cert_file"], tls_key_file=head["tls_key_file"],
     )
+
+
+def _check_tls(doc: Document, head: dict[str, Any]) -> None:
+    """Both TLS files or neither, and a pair the ssl module can serve with."""
+    cert, key = head.get("tls_cert_file"), head.get("tls_key_file")
+    if (cert is None and key is None) or doc.failed_keys(("watchdog",)) & {"tls_cert_file", "tls_key_file"}:
+        return
+    if cert is None or key is None:
+        missing, given = ("tls_cert_file", "tls_key_file") if cert is None else ("tls_key_file", "tls_cert_file")
+        doc.error(("watchdog", missing), f'required key is missing ("{given}" needs "{missing}")')
+        return
+    try:
+        # a password callback: an encrypted key must fail here, not prompt on a daemon's terminal
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password=lambda: b"")
+    except (OSError, ssl.SSLError) as exc:
+        doc.error(("watchdog", "tls_cert_file"),
+                  f'cannot serve TLS with "{cert}" and key "{key}": {os_reason(exc)}; give a PEM certificate '
+                  "chain and its unencrypted PEM private key")
 
 
 def _user(values: dict[str, Any], ctx: Context) -> User:

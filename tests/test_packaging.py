@@ -37,6 +37,12 @@ def test_wheel_installs_nothing_outside_the_slawatch_namespace(wheel: Path) -> N
     assert "slawatch/config/examples/agent.toml" in names
 
 
+def test_wheel_holds_the_api_description_and_the_login_page(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "slawatch/watchdog/openapi.json" in names
+    assert {"slawatch/watchdog/templates/ui/base.html", "slawatch/watchdog/templates/ui/login.html"} <= set(names)
+
+
 @pytest.mark.slow
 def test_wheel_and_pypi_watchdog_work_side_by_side(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"

@@ -129,7 +129,7 @@ def expected_service() -> dict[str, object]:
 
 def test_report_json_of_an_imported_month(imported: Path, tmp_path: Path) -> None:
     done = watchdog("report", "-c", str(imported), "--contract", "shop-2026", "--period", "2026-10",
-                    "--recompute")  # recompute: nothing frozen yet, so this computes without freezing
+                    "--recompute")  # nothing frozen yet: computed (and, October being due, frozen)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     with Reader(tmp_path / "watchdog.db") as reader:

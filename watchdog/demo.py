@@ -27,11 +27,13 @@ from aiohttp import web
 
 from slawatch.config.keys import load_private_key, public_key_line
 
+from .passwords import hash_password
 from .store import Reader
 
 BIN = Path(sys.executable).parent
 PORTS = {"watchdog": 8470, "provider": 8480, "smtp": 8425}
 AGENTS = ("ams-probe", "fra-probe")
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"  # a loopback demo; never a real deployment's
 OUTAGE_EVERY_S, OUTAGE_FOR_S = 180, 40
 
 CONTRACT = """\
@@ -41,12 +43,14 @@ client = "Demo Client"
 provider = "Demo Provider"
 timezone = "Europe/Amsterdam"
 fee = 1000.0
+public = true                           # the status page (no money figures) needs no login
 
 [client]
-notify = ["json://127.0.0.1:9/client"]
+notify = ["json://127.0.0.1:{provider}/notify/client"]
 
 [provider]
-notify = ["json://127.0.0.1:9/provider"]
+notify = ["json://127.0.0.1:{provider}/notify/provider"]
+repeat = "5m"
 
 [[service]]
 id = "shop"
@@ -116,9 +120,16 @@ async def provider() -> tuple[web.AppRunner, asyncio.AbstractServer]:
         await writer.drain()
         writer.close()
 
+    async def notify(request: web.Request) -> web.Response:
+        message = await request.json()
+        clock = dt.datetime.now().strftime("%H:%M:%S")
+        print(f"[{clock}] alert to the {request.match_info['party']}: {message.get('title')}", flush=True)
+        return web.json_response({})
+
     app = web.Application()
     app.router.add_get("/shop", shop)
     app.router.add_get("/api", api)
+    app.router.add_post("/notify/{party}", notify)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", PORTS["provider"]).start()
@@ -130,7 +141,7 @@ def prepare(folder: Path) -> Path:
     """Configs and keys in `folder` (kept between runs: the history grows)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "contracts").mkdir(exist_ok=True)
-    (folder / "contracts" / "demo.toml").write_text(CONTRACT)
+    (folder / "contracts" / "demo.toml").write_text(CONTRACT.replace("{provider}", str(PORTS["provider"])))
     entries = []
     for agent in AGENTS:
         key = folder / f"{agent}.key"
@@ -141,8 +152,10 @@ def prepare(folder: Path) -> Path:
         entries.append(f'[[agent]]\nid = "{agent}"\npublic_key = "{line}"\n')
         (folder / f"{agent}.toml").write_text(AGENT.format(agent=agent, **PORTS))
     config = folder / "watchdog.toml"
+    users = f'[[user]]\nname = "{DEMO_USER}"\npassword_hash = "{hash_password(DEMO_PASSWORD)}"\nrole = "admin"\n'
     config.write_text(f'[watchdog]\nlisten = "127.0.0.1:{PORTS["watchdog"]}"\ndatabase = "watchdog.db"\n'
-                      f'contracts = "contracts"\n\n' + "\n".join(entries))
+                      f'contracts = "contracts"\npublic_url = "http://127.0.0.1:{PORTS["watchdog"]}"\n\n'
+                      + "\n".join(entries) + "\n" + users)
     return config
 
 
@@ -187,9 +200,10 @@ async def run(folder: Path, seconds: float | None) -> int:
         for agent in AGENTS:
             processes.append(subprocess.Popen([str(BIN / "slawatch-agent"), "run", "-c", str(folder / f"{agent}.toml")],
                                               stdout=subprocess.DEVNULL, stderr=(logs / f"{agent}.log").open("ab")))
-        print(f"demo: watchdog on http://127.0.0.1:{PORTS['watchdog']} (/healthz, /metrics), provider on "
-              f"127.0.0.1:{PORTS['provider']}, agents {', '.join(AGENTS)}; logs and database in {folder}/. "
-              "Ctrl-C stops.", flush=True)
+        print(f"demo: dashboard on http://127.0.0.1:{PORTS['watchdog']} (log in as {DEMO_USER} / {DEMO_PASSWORD}); "
+              f"provider on 127.0.0.1:{PORTS['provider']} (its shop fails {OUTAGE_FOR_S} s every "
+              f"{OUTAGE_EVERY_S} s), agents {', '.join(AGENTS)}; alerts to both parties are printed here; "
+              f"logs and database in {folder}/. Ctrl-C stops.", flush=True)
         started = time.monotonic()
         deadline = None if seconds is None else started + seconds
         while not stop.is_set():

@@ -120,7 +120,7 @@ def due_to_freeze(contract: Contract, period: Period, now: int) -> bool:
 
 
 def report(contract: Contract, period: Period, database: str, recompute: bool = False,
-           now: int | None = None, exact_latency: bool = False) -> Outcome:
+           now: int | None = None, exact_latency: bool = False, freeze_due: bool = True) -> Outcome:
     """The period's report: frozen figures when there are some (unless `recompute`), else computed;
     a period due to be frozen is frozen now (with histogram latency: what is frozen is what any
     later recomputation, after the raw readings are gone, can reproduce)."""
@@ -132,7 +132,7 @@ def report(contract: Contract, period: Period, database: str, recompute: bool = 
         computed = build(contract, period, reader, now, exact_latency)
     if frozen is not None:
         return Outcome(computed | {"frozen_at": None}, list(differences(frozen.figures, computed)), compared=True)
-    if live and due_to_freeze(contract, period, now) and not exact_latency:  # never as of a chosen time
+    if freeze_due and live and due_to_freeze(contract, period, now) and not exact_latency:  # never as of a chosen time
         frozen = freeze(contract, computed, database)
         return Outcome(frozen.figures | {"frozen_at": iso(frozen.frozen_at, contract.timezone)}, [])
     return Outcome(computed | {"frozen_at": None}, [])

@@ -28,12 +28,13 @@ from slawatch.agent.protocol import (
 from slawatch.config import ConfigError, WatchdogConfig, load_watchdog
 
 from .ingest import RateLimiter, parse_manifest, rows_of_body, ts_ms
+from . import api, auth, pages, tls
 from .live import Alerting
 from .outbox import Sender, url_hash
 from .render import to_csv, to_html
 from .report import due_report, freeze_args
 from .store import AgentState, Conflict, Incoming, Reader, Row, Store, Stored, now_ms
-from .writer import Writer
+from .writer import Writer, tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +159,14 @@ class Watchdog:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1024)  # bodies are read by hand, up to max_batch_size
         app[WATCHDOG] = self
+        app.middlewares.append(auth.middleware)
+        auth.add_routes(app)
+        api.add_routes(app)
         app.router.add_post(INGEST_PATH, ingest)
         app.router.add_post(MANIFEST_PATH, manifest)
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/metrics", metrics)
+        pages.add_routes(app)
         app.cleanup_ctx.append(_store_context)
         app.cleanup_ctx.append(_background_context)
         return app
@@ -332,11 +337,11 @@ async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored
     envelope = check_envelope(request.headers, settings.keys, max_skew_s=settings.config.max_clock_skew)
     async with watchdog.reading_bodies:
         body = await _read_body(request, settings.config.max_batch_size)
-    verify_signature(envelope, request.path, body, settings.keys)
+    body_sha256 = verify_signature(envelope, request.path, body, settings.keys)
     wait = settings.limiter.allow(envelope.agent)
     if wait:
         raise RateLimited(envelope.agent, wait)
-    incoming = _incoming(request, envelope, body, kind, settings)
+    incoming = _incoming(request, envelope, body, kind, settings, body_sha256)
     try:
         stored = await watchdog._writer().submit(incoming)
     except Conflict as conflict:
@@ -360,10 +365,12 @@ async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored
     return stored
 
 
-def _incoming(request: web.Request, envelope: Envelope, body: bytes, kind: str, settings: Settings) -> Incoming:
+def _incoming(request: web.Request, envelope: Envelope, body: bytes, kind: str, settings: Settings,
+              body_sha256: bytes = b"") -> Incoming:
     key = settings.keys[envelope.agent].public_bytes_raw()
     common = dict(agent=envelope.agent, batch=envelope.batch, kind=kind, path=request.path,
-                  sent=envelope.sent_text, body=body, signature=envelope.signature, public_key=key)
+                  sent=envelope.sent_text, body=body, signature=envelope.signature, public_key=key,
+                  body_sha256=body_sha256)
     if kind == "manifest":
         try:
             data = json.loads(body.decode("utf-8"))
@@ -494,11 +501,12 @@ async def _freeze(watchdog: Watchdog) -> None:
 
 
 async def serve(config_path: str, config: WatchdogConfig) -> int:
+    tune_gc()
     watchdog = Watchdog(config_path, Settings.of(config))
     runner = web.AppRunner(watchdog.app(), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
                            access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.listen_host, config.listen_port)
+    site = web.TCPSite(runner, config.listen_host, config.listen_port, ssl_context=tls.server_context(config))
     try:
         await site.start()
     except OSError as exc:

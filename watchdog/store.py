@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
 import sqlite_utils
 
 from slawatch.agent.protocol import canonical_json
@@ -346,23 +347,48 @@ class _Writes:
     compacted_before: int | None = None  # days before it have daily rollups, which these buckets outdate
 
     def flush(self, conn: sqlite3.Connection) -> None:
-        if self.compacted_before is not None:
+        compacted_before = self.compacted_before
+        if compacted_before is not None:
             stale = {(series_id, bucket - bucket % DAY_MS) for series_id, bucket in self.rollups
-                     if bucket < self.compacted_before}
+                     if bucket < compacted_before}
             if stale:  # a late reading: the day's (and month's) merged rollups are rebuilt later
+                months = {day: month_start(day) for day in {day for _, day in stale}}
                 conn.executemany("DELETE FROM daily_rollups WHERE series_id = ? AND day = ?", stale)
                 conn.executemany("DELETE FROM monthly_rollups WHERE series_id = ? AND month = ?",
-                                 {(series_id, month_start(day)) for series_id, day in stale})
+                                 {(series_id, months[day]) for series_id, day in stale})
                 conn.executemany("INSERT OR IGNORE INTO stale_days VALUES (?, ?)", stale)
         if self.removed:
             conn.executemany("DELETE FROM intervals WHERE series_id = ? AND start = ?", self.removed)
         conn.executemany("INSERT OR REPLACE INTO intervals VALUES (?, ?, ?, ?, ?)", self.intervals.values())
-        conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?, ?, ?, ?, ?)",
-                         [(b.series_id, b.bucket, b.count, sketch.pack(b.histogram), _compact(b.stats))
-                          for b in self.rollups.values()])
+        pack, encode = self._pack, self._encode
+        rollups = []
+        for b in self.rollups.values():
+            stats = encode(b.stats)  # an infinite or NaN sum comes out as null: json.dumps writes it
+            rollups.append((b.series_id, b.bucket, b.count, pack(b.histogram),
+                            _compact(b.stats) if b"null" in stats else stats.decode()))
+        conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?, ?, ?, ?, ?)", rollups)
         self.removed.clear()
         self.intervals.clear()
         self.rollups.clear()
+
+    # A group rewrites each rollup row it touched, so these run about once per reading.
+    _VARINTS = [bytes([n]) if n < 0x80 else bytes([n & 0x7F | 0x80, n >> 7]) for n in range(1 << 12)]
+    _encode = msgspec.json.Encoder().encode
+
+    @staticmethod
+    def _pack(histogram: dict[int, int]) -> bytes:
+        """sketch.pack, byte for byte, with the varints of small numbers looked up."""
+        varints = _Writes._VARINTS
+        out = []
+        previous = 0
+        try:
+            for key in sorted(histogram):
+                delta = key - previous
+                previous = key
+                out.append(varints[(delta << 1) ^ (delta >> 63)] + varints[histogram[key]])  # zigzag, count
+        except IndexError:  # a number beyond the table
+            return sketch.pack(histogram)
+        return b"".join(out)
 
 
 def now_ms() -> int:
@@ -596,20 +622,64 @@ class Store:
         return [row for row in rows if row.seq not in known], len(reused)
 
     def _insert_readings(self, agent_id: int, evidence_id: int, rows: list[Row], writes: _Writes) -> None:
-        by_series: dict[int, list[Row]] = {}
-        values = []
-        series_of = self._series_id
-        for row in rows:
-            series_id = series_of(agent_id, row.check)
-            by_series.setdefault(series_id, []).append(row)
-            values.append((agent_id, row.seq, series_id, row.ts, row.status, row.interval_s, row.latency_ms,
-                           row.error, evidence_id))
+        known = self._series
+        while True:
+            by_series: dict[int, list[Row]] = {}
+            values: list[tuple[Any, ...]] = []
+            append = values.append
+            for row in rows:
+                seq, check, ts, status, interval_s, latency_ms, _, error = row
+                series_id = known.get((agent_id, check))
+                if series_id is None:
+                    break
+                same = by_series.get(series_id)
+                if same is None:
+                    by_series[series_id] = [row]
+                else:
+                    same.append(row)
+                append((agent_id, seq, series_id, ts, status, interval_s, latency_ms, error, evidence_id))
+            else:
+                break
+            # Checks whose series are not cached (new checks, or the first batches since the start): their
+            # ids, last runs and newest rollup buckets in a few statements, not three for each check.
+            conn = self.conn
+            checks = list(dict.fromkeys(row.check for row in rows if (agent_id, row.check) not in known))
+            found: dict[str, int] = {}
+            for inserted in (False, True):
+                for names in (checks[i:i + 500] for i in range(0, len(checks), 500)):
+                    found.update(conn.execute(f"SELECT check_id, id FROM series WHERE agent_id = ? AND check_id "
+                                              f"IN ({', '.join('?' * len(names))})", (agent_id, *names)))
+                if inserted or len(found) == len(checks):
+                    break
+                conn.executemany("INSERT INTO series (agent_id, check_id) VALUES (?, ?)",  # numbered in order
+                                 [(agent_id, check) for check in checks if check not in found])
+            for check in checks:
+                known[(agent_id, check)] = found[check]
+            ids = [found[check] for check in checks]
+            tails, newest = self._tails, self._newest
+            for part in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+                marks = ", ".join("?" * len(part))
+                untailed = {sid for sid in part if sid not in tails}
+                if untailed:
+                    # with one max(), SQLite takes the other columns from the row that has it: the last run
+                    for last in conn.execute(f"SELECT series_id, MAX(start), end, status, last_ts FROM intervals "
+                                             f"WHERE series_id IN ({marks}) GROUP BY series_id", part):
+                        if last[0] in untailed:
+                            tails[last[0]] = Run(*last[1:])
+                    for sid in untailed:
+                        tails.setdefault(sid, None)
+                if any(sid not in newest for sid in part):
+                    stored = dict(conn.execute(f"SELECT series_id, MAX(bucket) FROM rollups WHERE series_id IN "
+                                               f"({marks}) GROUP BY series_id", part))
+                    for sid in part:
+                        newest.setdefault(sid, stored.get(sid, -1))
         self.conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        fold_into, roll_up = self._fold, self._roll_up
         for series_id, series_rows in by_series.items():
             if len(series_rows) > 1:
                 series_rows.sort(key=lambda r: (r.ts, r.seq))
-            self._fold(series_id, series_rows, writes)
-            self._roll_up(series_id, series_rows, writes)
+            fold_into(series_id, series_rows, writes)
+            roll_up(series_id, series_rows, writes)
 
     # --- intervals ----------------------------------------------------------------------------
 
@@ -620,8 +690,26 @@ class Store:
             if rows and rows[0].ts <= tail.last_ts:
                 self._rebuild(series_id, rows[0].ts, writes)
                 return
-        if rows:
-            self._write_fold(series_id, tail, [(r.ts, r.status, hold_ms(r.interval_s)) for r in rows], writes)
+        if not rows:
+            return
+        if tail is not None:
+            # Most readings go on with the tail's status within the previous one's coverage: all that
+            # `fold` would do is move the tail's end (and last reading). Done here; the rest to `fold`.
+            status, end, last_ts = tail.status, tail.end, tail.last_ts
+            done = 0
+            for row in rows:
+                ts = row.ts
+                if row.status != status or ts > end or ts < last_ts:
+                    break
+                end, last_ts = ts + hold_ms(row.interval_s), ts
+                done += 1
+            if done:
+                tail.end, tail.last_ts = end, last_ts
+                writes.intervals[(series_id, tail.start)] = (series_id, tail.start, end, status, last_ts)
+                if done == len(rows):
+                    return
+                rows = rows[done:]
+        self._write_fold(series_id, tail, [(r.ts, r.status, hold_ms(r.interval_s)) for r in rows], writes)
 
     def _within_retention(self, series_id: int, rows: list[Row], last_ts: int) -> list[Row]:
         """The rows that can be folded: late ones older than the purge are left out of the intervals."""
@@ -675,16 +763,23 @@ class Store:
     # --- rollups ------------------------------------------------------------------------------
 
     def _roll_up(self, series_id: int, rows: list[Row], writes: _Writes) -> None:
+        start: int | None = None
+        bucket: _Bucket | None = None
         for row in rows:
-            timed = row.status == "up" and row.latency_ms is not None
-            if not (timed or row.metrics):
+            latency, metrics = row.latency_ms, row.metrics
+            timed = latency is not None and row.status == "up"
+            if not (timed or metrics):
                 continue
-            bucket = self._bucket(series_id, row.ts - row.ts % BUCKET_MS, writes)
+            ts = row.ts
+            if bucket is None or ts - ts % BUCKET_MS != start:  # the rows are in time order
+                start = ts - ts % BUCKET_MS
+                bucket = self._bucket(series_id, start, writes)
             if timed:
                 bucket.count += 1
-                sketch.add(bucket.histogram, row.latency_ms)  # type: ignore[arg-type]
+                histogram, key = bucket.histogram, sketch.bucket(latency)  # type: ignore[arg-type]
+                histogram[key] = histogram.get(key, 0) + 1
             stats = bucket.stats
-            for name, value in row.metrics.items():
+            for name, value in metrics.items():
                 stat = stats.get(name)
                 if stat is None:
                     stats[name] = [1, value, value, value]
@@ -1071,6 +1166,13 @@ class Reader:
             if row is not None:
                 found.append((agent, check, row[0], row[1]))
         return sorted(found, key=lambda f: -f[2])
+
+    def recent_errors(self, checks: Sequence[str], limit: int = 20) -> list[tuple[str, str, int, str | None]]:
+        """(agent, check, ts, error) of the newest down readings of these checks, newest first."""
+        return [(agent, check, ts, error) for agent, check, ts, error in self.conn.execute(
+            "SELECT a.name, s.check_id, r.ts, r.error FROM readings r JOIN series s ON s.id = r.series_id "
+            f"JOIN agents a ON a.id = s.agent_id WHERE s.check_id IN ({', '.join('?' * len(checks))}) "
+            "AND r.status = 'down' ORDER BY r.ts DESC LIMIT ?", (*checks, limit))]
 
     def latest_stats(self, checks: Sequence[str]) -> list[tuple[str, str, dict[str, list[float | int]]]]:
         """(agent, check, metric stats) of each series' newest rollup bucket among these checks."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import logging
 import queue
 import threading
@@ -23,6 +24,17 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GROUP_MAX = 64  # batches per transaction at most
+GC_YOUNG = 20_000  # allocations between young-generation collections (Python's default: 700)
+
+
+def tune_gc() -> None:
+    """For the daemon: a group of batches allocates a few objects per reading, which die at its commit.
+    Collected every 700 allocations, they outlive two collections and reach the old generation, whose
+    full collections walk every cached series and tail: ~15 % of the daemon's CPU under load. Collected
+    less often, they die young. (Process-wide, and only ever raised.)"""
+    threshold = gc.get_threshold()
+    if threshold[0] < GC_YOUNG:
+        gc.set_threshold(GC_YOUNG, *threshold[1:])
 
 
 class Writer:
@@ -36,10 +48,15 @@ class Writer:
         self.groups = 0
 
     async def submit(self, batch: Incoming) -> Stored:
-        """Store `batch`; raise what storing it raised (Conflict for a changed resend)."""
-        future: concurrent.futures.Future[Stored] = concurrent.futures.Future()
-        self._queue.put((batch, future))
-        return await asyncio.wrap_future(future)
+        """Store `batch`; raise what storing it raised (Conflict for a changed resend).
+
+        A batch is stored even when its sender stops waiting (a resend gets the stored acknowledgement),
+        so it needs no cancellable concurrent future: a group's answers go to the event loop at once.
+        """
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Stored] = loop.create_future()
+        self._queue.put((batch, _Waiter(loop, answer)))
+        return await answer
 
     async def call(self, function: Callable[[Store], T]) -> T:
         """Run `function(store)` on the writer thread, between groups."""
@@ -61,9 +78,8 @@ class Writer:
             item = self._queue.get()
             if item is None:
                 return
-            item = _claim(item)
             if not isinstance(item[0], Incoming):
-                self._call(*item)
+                self._call(*_claim(item))
                 continue
             group = [item]
             stop = False
@@ -75,11 +91,10 @@ class Writer:
                 if following is None:
                     stop = True
                     break
-                following = _claim(following)
                 if not isinstance(following[0], Incoming):
                     self._commit(group)
                     group = []
-                    self._call(*following)
+                    self._call(*_claim(following))
                     continue
                 group.append(following)
             if group:
@@ -87,29 +102,26 @@ class Writer:
             if stop:
                 return
 
-    def _commit(self, group: list[tuple[Incoming, concurrent.futures.Future[Stored] | None]]) -> None:
-        group = [item for item in group if self._parsed(*item)]
-        if not group:
-            return
+    def _commit(self, group: list[tuple[Incoming, _Waiter]]) -> None:
+        answers: list[tuple[_Waiter, Stored | BaseException]] = []
         try:
-            results = self.store.store([batch for batch, _ in group])
-        except Exception as exc:  # the whole transaction failed: nothing of the group is stored
-            log.exception("event=store-commit-failed batches=%d", len(group))
-            for _, future in group:
-                if future is not None:
-                    future.set_exception(exc)
-            return
-        self.groups += 1
-        for (_, future), result in zip(group, results):
-            if future is None:
-                continue  # its sender stopped waiting; a resend gets the stored acknowledgement
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            group = [item for item in group if self._parsed(*item, answers)]
+            if not group:
+                return
+            try:
+                results = self.store.store([batch for batch, _ in group])
+            except Exception as exc:  # the whole transaction failed: nothing of the group is stored
+                log.exception("event=store-commit-failed batches=%d", len(group))
+                answers += [(waiter, exc) for _, waiter in group]
+                return
+            self.groups += 1
+            answers += [(waiter, result) for (_, waiter), result in zip(group, results)]
+        finally:
+            _answer(answers)
 
-    def _parsed(self, batch: Incoming, future: concurrent.futures.Future[Stored] | None) -> bool:
-        """Parse a batch that came as a body; a refused one is answered here and left out."""
+    def _parsed(self, batch: Incoming, waiter: _Waiter,
+                answers: list[tuple[_Waiter, Stored | BaseException]]) -> bool:
+        """Parse a batch that came as a body; a refused one is answered (in `answers`) and left out."""
         if batch.parse is None:
             return True
         try:
@@ -121,8 +133,7 @@ class Writer:
             stored = self.store.stored_body(batch.agent, batch.batch)
             if stored is not None and stored != batch.body_sha256:  # a replay is a conflict, valid or not
                 exc = Conflict(f"batch {batch.batch} was already stored with another body")
-            if future is not None:
-                future.set_exception(exc)
+            answers.append((waiter, exc))
             return False
         batch.parse = None
         return True
@@ -141,4 +152,35 @@ def _claim(item: tuple[Any, concurrent.futures.Future[Any]]) -> tuple[Any, concu
     """Mark the item's future running (so it can no longer be cancelled); None if it already was."""
     work, future = item
     return work, future if future.set_running_or_notify_cancel() else None
+
+
+class _Waiter:
+    """Where a batch's outcome goes: a future of the event loop its handler awaits it on."""
+
+    __slots__ = ("loop", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Stored]) -> None:
+        self.loop, self.future = loop, future
+
+
+def _answer(answers: list[tuple[_Waiter, Stored | BaseException]]) -> None:
+    """Hand the outcomes to their event loops, one wake-up per loop rather than one per batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Stored], Stored | BaseException]]] = {}
+    for waiter, outcome in answers:
+        by_loop.setdefault(waiter.loop, []).append((waiter.future, outcome))
+    for loop, outcomes in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, outcomes)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Stored], Stored | BaseException]]) -> None:
+    for future, outcome in outcomes:
+        if future.done():
+            continue  # its sender stopped waiting; a resend gets the stored acknowledgement
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
