@@ -26,7 +26,7 @@ from .protocol import Signer, canonical_json
 from .recorder import Recorder
 from .scheduler import Scheduler
 from .shipper import Shipper, SpoolAccess
-from .spool import Spool
+from .spool import Spool, SpoolDamaged
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,12 @@ def run(config_path: str) -> int:
     config = load_agent(config_path)
     with open(config.key_file, "rb") as handle:
         key = load_private_key(handle.read())
-    spool = SpoolAccess(Spool(config.spool, config.id, config.spool_max_age, config.spool_max_size))
+    try:
+        opened = Spool(config.spool, config.id, config.spool_max_age, config.spool_max_size)
+    except SpoolDamaged as damaged:
+        log.error("event=spool-damaged action=refuse-to-start: %s", damaged)
+        return 1
+    spool = SpoolAccess(opened)
     agent = Agent(config_path, config, key, spool)
     try:
         asyncio.run(agent.run())

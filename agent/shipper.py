@@ -185,7 +185,9 @@ class Shipper:
             self._backoff = BACKOFF_START_S
             return 0.0
         if 400 <= status < 500 and status not in (409, 429):
-            log.error("event=ship-refused status=%d hint=%r", status,
+            # The watchdog's reason (e.g. "stale": a wrong clock) on this line too: `ship-failed` is
+            # logged only once while failures last, and may have named an earlier cause.
+            log.error("event=ship-refused status=%d error=%r hint=%r", status, self.delivery.last_error,
                       "configuration problem (agent id, key or clock?); retrying slowly, nothing dropped")
             return CONFIG_PROBLEM_RETRY_S
         pause = self._backoff * random.uniform(0.5, 1.0)
@@ -195,6 +197,7 @@ class Shipper:
     async def _sleep(self, seconds: float, stopping: asyncio.Event) -> None:
         """Sleep, but wake early when stopping."""
         try:
-            await asyncio.wait_for(stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: on 3.11 it can swallow a cancellation
+                await stopping.wait()
         except TimeoutError:
             return

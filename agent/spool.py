@@ -51,6 +51,40 @@ CREATE TABLE IF NOT EXISTS batch (
 """
 
 
+class SpoolDamaged(Exception):
+    """The spool file exists but SQLite cannot read it as a sound database. It was left untouched."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path, self.problems = path.absolute(), problems
+        super().__init__(
+            f"spool {self.path} is damaged ({'; '.join(problems)}); the agent will not start on it and has left "
+            "it as it was. It may hold readings not shipped yet: move it aside (with its -wal and -shm files, if "
+            f"any) and keep it for inspection (`sqlite3 {self.path} .recover` may save them), then start the "
+            "agent again: it makes a new spool, whose seqs start ahead of the old one's.")
+
+
+def check_spool(path: Path) -> None:
+    """Raise SpoolDamaged unless the file at `path` (if any) is a sound SQLite database.
+
+    Read-only: a damaged spool is never written to, not even by a checkpoint of its WAL on close.
+    Other failures (permissions, locks) raise sqlite3.OperationalError as they are.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return  # a new spool
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(5)")]
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        raise
+    except sqlite3.DatabaseError as exc:  # not a database (SQLITE_NOTADB), malformed (SQLITE_CORRUPT)
+        problems = [str(exc)]
+    if problems != ["ok"]:
+        raise SpoolDamaged(path, problems)
+
+
 @dataclass(frozen=True)
 class PendingBatch:
     """A batch formed from the spool, waiting for the watchdog's acknowledgement."""
@@ -69,6 +103,7 @@ class Spool:
                  max_bytes: int = 2 * 1024**3, reserve_bytes: int = RESERVE_BYTES) -> None:
         self.agent, self.max_age_s, self.max_bytes = agent, max_age_s, max_bytes
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        check_spool(Path(path))
         # On a full disk even a DELETE needs room (WAL frames): this file is given up to make it.
         self._reserve, self._reserve_bytes = Path(f"{path}.reserve"), reserve_bytes
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)

@@ -19,4 +19,7 @@ def test_demo_runs_and_verifies(tmp_path: Path) -> None:
     for agent in ("ams-probe", "fra-probe"):
         assert any(line.split()[0] == agent and "reporting" in line and "api=up" in line for line in status), status
     assert "evidence verify: OK" in result.stdout
+    assert "dashboard on http://127.0.0.1:8501 (client manager: client / client-password" in result.stdout
+    for party in ("client", "provider"):  # the day's evidence anchor, through Apprise to the demo's receiver
+        assert f"alert to the {party}: [slawatch] Evidence chain head for" in result.stdout
     assert (tmp_path / "demo" / "watchdog.db").exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from slawatch.agent.daemon import configure_logging
 from slawatch.config import ConfigError, WatchdogConfig, load_agent, load_watchdog
+from slawatch.config.contract import Contract
 from slawatch.config.cli import (
     EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, parser, run,
 )
@@ -151,13 +152,20 @@ def evidence_command(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
+def _contract(config: WatchdogConfig, contract_id: str, command: str) -> Contract | None:
+    """The contract with this id; else None, having said which ones there are."""
+    contract = next((c for c in config.contracts if c.id == contract_id), None)
+    if contract is None:
+        known = ", ".join(c.id for c in config.contracts) or "none"
+        print(f"{command}: no contract {contract_id!r} in {config.contracts_dir} (known: {known})", file=sys.stderr)
+    return contract
+
+
 def report_command(args: argparse.Namespace) -> int:
     """Print a contract's figures for a period (frozen ones once the period is closed)."""
     config = load_watchdog(args.config)
-    contract = next((c for c in config.contracts if c.id == args.contract), None)
+    contract = _contract(config, args.contract, "report")
     if contract is None:
-        known = ", ".join(c.id for c in config.contracts) or "none"
-        print(f"report: no contract {args.contract!r} in {config.contracts_dir} (known: {known})", file=sys.stderr)
         return EXIT_CONFIG
     try:
         now = parse_now(args.now)
@@ -238,11 +246,8 @@ def _retry(database: str, message_id: int) -> int:
 def notify_test_command(args: argparse.Namespace) -> int:
     """Send a test message to each of a party's URLs now (not through the outbox)."""
     config = load_watchdog(args.config)
-    contract = next((c for c in config.contracts if c.id == args.contract), None)
+    contract = _contract(config, args.contract, "test-notify")
     if contract is None:
-        known = ", ".join(c.id for c in config.contracts) or "none"
-        print(f"test-notify: no contract {args.contract!r} in {config.contracts_dir} (known: {known})",
-              file=sys.stderr)
         return EXIT_CONFIG
     party = contract.client if args.party == "client" else contract.provider
     if not party.notify:

@@ -33,8 +33,10 @@ from .store import Reader
 BIN = Path(sys.executable).parent
 PORTS = {"watchdog": 8470, "provider": 8480, "smtp": 8425}
 AGENTS = ("ams-probe", "fra-probe")
-DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"  # a loopback demo; never a real deployment's
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"        # admin; a loopback demo, never a real deployment's
+VIEWER_USER, VIEWER_PASSWORD = "client", "client-password"  # a client manager: the demo contract only
 OUTAGE_EVERY_S, OUTAGE_FOR_S = 180, 40
+SLOW_EVERY_S, SLOW_FOR_S = 300, 60
 
 CONTRACT = """\
 [contract]
@@ -56,14 +58,28 @@ repeat = "5m"
 id = "shop"
 name = "Web shop"
 checks = ["shop-web"]
-quorum = 2
+quorum = 2                              # both vantage points must see it down
+min_outage = "20s"
 objectives = [{ kind = "availability", target = 99.9 }]
 
 [[service]]
 id = "backend"
 name = "API and mail"
 checks = ["api", "smtp-relay"]
-objectives = [{ kind = "availability", target = 99.5 }]
+min_outage = "20s"
+objectives = [{ kind = "availability", target = 99.5 }, { kind = "latency", percentile = 95, max = "500ms" }]
+
+[[service]]
+id = "watch"
+name = "The watchdog and this host"
+checks = ["watchdog-health", "demo-host"]
+objectives = [{ kind = "availability", target = 99.0 }]
+
+[[maintenance]]                         # every hour at :30 for 3 minutes, so it shows in a demo
+services = ["shop"]
+rrule = "FREQ=HOURLY;BYMINUTE=30"
+duration = "3m"
+note = "hourly deploy window"
 """
 
 AGENT = """\
@@ -98,6 +114,17 @@ type = "tcp"
 host = "127.0.0.1"
 port = {smtp}
 expect_banner = "^220 "
+
+[[check]]
+id = "watchdog-health"
+type = "http"
+url = "http://127.0.0.1:{watchdog}/healthz"
+
+[[check]]
+id = "demo-host"
+type = "host"
+disks = ["/"]
+max = {{ "disk./.percent" = 99 }}
 """
 
 
@@ -112,7 +139,8 @@ async def provider() -> tuple[web.AppRunner, asyncio.AbstractServer]:
         return web.Response(text="OK")
 
     async def api(request: web.Request) -> web.Response:
-        await asyncio.sleep(random.uniform(0.005, 0.06))
+        slow = time.time() % SLOW_EVERY_S < SLOW_FOR_S  # a slow spell: the latency objective feels it
+        await asyncio.sleep(random.uniform(0.4, 0.9) if slow else random.uniform(0.005, 0.06))
         return web.json_response({"status": "ok"})
 
     async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -152,7 +180,9 @@ def prepare(folder: Path) -> Path:
         entries.append(f'[[agent]]\nid = "{agent}"\npublic_key = "{line}"\n')
         (folder / f"{agent}.toml").write_text(AGENT.format(agent=agent, **PORTS))
     config = folder / "watchdog.toml"
-    users = f'[[user]]\nname = "{DEMO_USER}"\npassword_hash = "{hash_password(DEMO_PASSWORD)}"\nrole = "admin"\n'
+    users = (f'[[user]]\nname = "{DEMO_USER}"\npassword_hash = "{hash_password(DEMO_PASSWORD)}"\nrole = "admin"\n'
+             f'[[user]]\nname = "{VIEWER_USER}"\npassword_hash = "{hash_password(VIEWER_PASSWORD)}"\n'
+             'role = "viewer"\ncontracts = ["demo-hosting"]\n')
     config.write_text(f'[watchdog]\nlisten = "127.0.0.1:{PORTS["watchdog"]}"\ndatabase = "watchdog.db"\n'
                       f'contracts = "contracts"\npublic_url = "http://127.0.0.1:{PORTS["watchdog"]}"\n\n'
                       + "\n".join(entries) + "\n" + users)
@@ -200,7 +230,8 @@ async def run(folder: Path, seconds: float | None) -> int:
         for agent in AGENTS:
             processes.append(subprocess.Popen([str(BIN / "slawatch-agent"), "run", "-c", str(folder / f"{agent}.toml")],
                                               stdout=subprocess.DEVNULL, stderr=(logs / f"{agent}.log").open("ab")))
-        print(f"demo: dashboard on http://127.0.0.1:{PORTS['watchdog']} (log in as {DEMO_USER} / {DEMO_PASSWORD}); "
+        print(f"demo: dashboard on http://127.0.0.1:{PORTS['watchdog']} (client manager: {VIEWER_USER} / "
+              f"{VIEWER_PASSWORD}; admin: {DEMO_USER} / {DEMO_PASSWORD}); "
               f"provider on 127.0.0.1:{PORTS['provider']} (its shop fails {OUTAGE_FOR_S} s every "
               f"{OUTAGE_EVERY_S} s), agents {', '.join(AGENTS)}; alerts to both parties are printed here; "
               f"logs and database in {folder}/. Ctrl-C stops.", flush=True)
@@ -215,9 +246,10 @@ async def run(folder: Path, seconds: float | None) -> int:
             if deadline is not None and time.monotonic() >= deadline:
                 break
     finally:
-        for process in reversed(processes):
+        codes = []
+        for process in reversed(processes):  # agents first (they flush to the watchdog), the watchdog last
             process.send_signal(signal.SIGTERM)
-        codes = [process.wait(30) for process in reversed(processes)]
+            codes.append(process.wait(30))
         smtp.close()
         await runner.cleanup()
     verified = subprocess.run([str(BIN / "slawatch-watchdog"), "evidence", "verify", "-c", str(config)],

@@ -88,7 +88,10 @@ class Alerting:
         next_periodic = time.monotonic()
         while True:
             try:
-                await asyncio.wait_for(self._event.wait(), timeout=max(0.0, next_periodic - time.monotonic()))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that comes
+                # as the event is set, and the daemon's shutdown would wait for this task forever
+                async with asyncio.timeout(max(0.0, next_periodic - time.monotonic())):
+                    await self._event.wait()
                 await asyncio.sleep(DEBOUNCE_S)
             except TimeoutError:
                 pass

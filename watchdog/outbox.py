@@ -333,7 +333,8 @@ class Sender:
                     continue  # more was due than one round takes
                 wait = 1.0  # due yet not found (clock stepped back?): look again soon, never spin
             with contextlib.suppress(TimeoutError):  # the timeout is the next message falling due
-                await asyncio.wait_for(self._woken.wait(), wait)
+                async with asyncio.timeout(wait):  # not wait_for: on 3.11 it can swallow a cancellation
+                    await self._woken.wait()
 
 
 def message_status(reader: Reader, message_id: int) -> str | None:
