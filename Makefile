@@ -29,11 +29,11 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m slawatch.watchdog.demo --dir .demo
 
-BENCHMARKS := bench/collectors.py bench/agent.py bench/ingest.py bench/report.py
-
+# Every bench/*.py script, then one table (figure, target from DESIGN.md, peer measured in the same run),
+# also written with the machine description to bench/RESULTS.md. BENCH_ARGS (e.g. --quick) go to every script.
 bench: $(STAMP)
 	@bash .ci/system-deps bench
-	@set -e; for script in $(BENCHMARKS); do echo "== $$script"; (cd bench && ../$(BIN)/python $$(basename $$script) $(BENCH_ARGS)); done
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache

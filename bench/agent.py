@@ -23,7 +23,7 @@ import aiohttp
 import psutil
 from aiohttp import web
 
-from peers import cpu_seconds, free_port, http_target, start, stop, wait_http
+from peers import cpu_seconds, free_port, http_target, result, start, stop, wait_http
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.snmp_peers import running_snmpd  # noqa: E402  (the tests' snmpd recipe, reused)
@@ -177,7 +177,7 @@ async def measure_drain(folder: Path, readings: int) -> dict[str, float]:
     assert receiver.seqs == expected, "every seq exactly once"
     real_rate = 1000 / 60  # readings/s produced by 1,000 checks at 60 s
     return {"readings_per_s": readings / seconds, "times_real_time": readings / seconds / real_rate,
-            "seconds": seconds}
+            "seconds": seconds, "hours": readings / real_rate / 3600}
 
 
 async def main() -> None:
@@ -209,6 +209,19 @@ async def main() -> None:
           f"max {ours['rss_max_mb']:.1f} MB   (target <= 64 MB, flat)")
     print(f"backlog drain: {drain['readings_per_s']:.0f} readings/s = {drain['times_real_time']:.0f}x real time "
           f"for 1,000 checks at 60 s ({drain['seconds']:.1f} s)   (target >= 10x)")
+    print(result(f"agent CPU per HTTP check, {checks:,} HTTP/min", http_only["cpu_ms_per_check"], "ms", "<= 0.5",
+                 "blackbox-exporter", peer["cpu_ms_per_check"]))
+    print(result(f"agent RSS max, {checks:,} HTTP/min", http_only["rss_max_mb"], "MB", "<= 64",
+                 "blackbox-exporter", peer["rss_max_mb"]))
+    print(result(f"agent readings shipped/min, {checks:,} HTTP/min", http_only["per_minute"], "readings"))
+    mixed = f"{checks:,} HTTP + {snmp_checks:,} SNMP/min"
+    print(result(f"agent CPU per check, {mixed}", ours["cpu_ms_per_check"], "ms"))
+    print(result(f"agent RSS max, {mixed}", ours["rss_max_mb"], "MB", "<= 64"))
+    print(result(f"agent RSS growth first->last sample, {mixed}", ours["rss_last_mb"] - ours["rss_first_mb"], "MB",
+                 "flat"))
+    print(result(f"agent readings shipped/min, {mixed}", ours["per_minute"], "readings"))
+    print(result("backlog drain, 1,000 checks at 60 s", drain["times_real_time"], "x real time", ">= 10"))
+    print(result("spool backlog held and drained, 1,000 checks at 60 s", drain["hours"], "h", ">= 24"))
 
 
 if __name__ == "__main__":

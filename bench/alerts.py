@@ -26,7 +26,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from peers import free_port, wait_http  # noqa: E402
+from peers import free_port, result, wait_http  # noqa: E402
 
 from slawatch.agent.protocol import INGEST_PATH, batch_body, new_batch_id, sign  # noqa: E402
 from slawatch.collectors.reading import Reading  # noqa: E402
@@ -119,6 +119,8 @@ async def main() -> None:
     print(f"  median {median * 1000:7.1f} ms   max {worst * 1000:7.1f} ms   (target: median <= 1000 ms)")
     print(f"  peer: Apprise notifying the same webhook directly: median {peer * 1000:.1f} ms   "
           f"ratio {median / peer:.1f}x")
+    print(result("alert latency median", median * 1000, "ms", "<= 1000", "Apprise direct", peer * 1000))
+    print(result("alert latency max", worst * 1000, "ms", "", "Apprise direct", max(direct) * 1000))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from slawatch.collectors.vantage import Vantage
 from slawatch.config import HttpCheck
 from slawatch.config.values import Secret
 
-from peers import cpu_seconds, free_port, http_target, start, stop, wait_http
+from peers import cpu_seconds, free_port, http_target, result, start, stop, wait_http
 import snmp_bench
 
 BLACKBOX_YML = """\
@@ -107,8 +107,11 @@ async def main() -> None:
             reused = await ours_http(url, count, concurrency=10, fresh=False)
             peer = await blackbox_http(url, count, concurrency=10, folder=Path(folder))
             print(row("HTTP CPU/check, new connection", fresh, "blackbox-exporter 0.23", peer, "ms", True))
-            print(row("HTTP CPU/check, kept-alive conn.", reused, "blackbox-exporter 0.23", peer, "ms", True),
-                  flush=True)
+            print(row("HTTP CPU/check, kept-alive conn.", reused, "blackbox-exporter 0.23", peer, "ms", True))
+            print(result("HTTP collector CPU per check, new connection", fresh, "ms", "<= 0.5",
+                         "blackbox-exporter", peer))
+            print(result("HTTP collector CPU per check, kept-alive", reused, "ms", "<= 0.5",
+                         "blackbox-exporter", peer), flush=True)
     finally:
         stop(target)
     for line in await snmp_bench.run(quick=args.quick, row=row):

@@ -29,7 +29,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from peers import cpu_seconds, free_port, wait_http  # noqa: E402
+from peers import cpu_seconds, free_port, result, wait_http  # noqa: E402
 
 from slawatch.agent.protocol import INGEST_PATH, batch_body, new_batch_id, sign  # noqa: E402
 from slawatch.collectors.reading import Reading  # noqa: E402
@@ -232,6 +232,12 @@ async def main() -> None:
     raw = 31 * 24 * 60 * total / count
     print(f"  (raw readings and evidence of a check-month: {raw / 1024:,.0f} KiB, kept 35 days; intervals and rollups "
           "are what years of history cost)")
+    for batch_size, (stored, _, cpu, _, bare) in results.items():
+        print(result(f"ingest readings per CPU-s, batches of {batch_size:,}", stored / cpu, "readings/s", ">= 100000",
+                     "bare SQLite", bare))
+    print(result("ingest DB bytes per reading", total / count, "B"))
+    print(result("history per check-month (intervals + rollups)",
+                 (month["intervals_bytes"] + month["rollups_bytes"]) / 1024, "KiB"))
 
 
 if __name__ == "__main__":

@@ -58,3 +58,18 @@ def http_target() -> tuple[subprocess.Popen[bytes], str]:
     url = f"http://127.0.0.1:{port}/health"
     wait_http(url)
     return process, url
+
+
+def result(figure: str, value: float, unit: str, target: str = "", peer: str | None = None,
+           peer_value: float | None = None) -> str:
+    """One machine-readable result line for `bench/run_all.py`; print it beside the human output.
+
+    RESULT<TAB>figure<TAB>value<TAB>unit<TAB>target<TAB>peer<TAB>peer value<TAB>ratio, where
+    `target` is "<= N" or ">= N" in `unit` (or free text, or "" for none) and ratio is
+    value / peer value (empty without a peer).
+    """
+    fields = [figure, unit, target, peer or ""]
+    assert not any(c in f for f in fields for c in "\t\n"), fields
+    ratio = value / peer_value if peer_value else None
+    return "\t".join(["RESULT", figure, f"{value:.6g}", unit, target, peer or "",
+                      "" if peer_value is None else f"{peer_value:.6g}", "" if ratio is None else f"{ratio:.4g}"])

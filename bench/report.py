@@ -27,6 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from peers import result  # noqa: E402
+
 from slawatch.config.contract import load_contract  # noqa: E402
 from slawatch.watchdog import sketch  # noqa: E402
 from slawatch.watchdog.intervals import runs_of  # noqa: E402
@@ -133,6 +135,7 @@ def main() -> None:
     period = parse_period("2026-10", "Europe/Amsterdam")
     print(f"monthly report, {checks:,} checks x 60 s x 31 days (October 2026, Europe/Amsterdam, "
           f"{services} services, weekly maintenance, min_outage, availability + p95 latency objectives):")
+    results: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         for step in (600, 60):
@@ -140,15 +143,22 @@ def main() -> None:
             started = time.perf_counter()
             sizes = fill(database, checks, period.start, period.end, step)
             filled = time.perf_counter() - started
-            seconds, result = timed_report(folder, database, services)
+            seconds, built = timed_report(folder, database, services)
             kuma = peer(database, period.start, period.end)
-            incidents = sum(len(s["incidents"]) for s in result["services"])  # type: ignore[index, union-attr]
+            incidents = sum(len(s["incidents"]) for s in built["services"])  # type: ignore[index, union-attr]
             print(f"  raw readings every {step:>3} s ({sizes['readings']:>11,} rows): report {seconds:6.3f} s "
                   f"(target <= 1 s; {incidents:,} incidents)   peer: SQLite summing raw rows {kuma:6.3f} s   "
                   f"ratio {seconds / kuma:.2f}x   [store: {sizes['intervals']:,} runs, {sizes['rollups']:,} "
                   f"15-min rollups, {sizes['daily rollups']:,} days compacted; filled in {filled:.0f} s]")
             database.unlink()
             Path(str(database) + "-wal").unlink(missing_ok=True)
+            results[step] = (seconds, kuma)
+    for step, label in ((600, "raw readings at 600 s"), (60, "10x raw rows (60 s)")):
+        seconds, kuma = results[step]
+        print(result(f"monthly report, {checks:,} checks, {label}", seconds, "s", "<= 1", "SQLite summing raw rows",
+                     kuma))
+    print(result("monthly report time with 10x raw rows vs 1x", results[60][0] / results[600][0], "x",
+                 "independent of raw rows"))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from peers import cpu_seconds, free_port, start, stop, wait_http
+from peers import cpu_seconds, free_port, result, start, stop, wait_http
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.snmp_peers import running_snmpd  # noqa: E402  (the tests' snmpd recipe, reused)
@@ -121,4 +121,11 @@ async def run(quick: bool, row: Callable[..., str]) -> list[str]:
         lines.append(f"{'SNMP interface polls/s (1 device)':<34} {per_s:>10.1f}   CPU {cpu_ms:.2f} ms per poll")
         lines.append(f"{f'SNMP engines created for {polls + 1} polls':<34} {engines:>10d}   "
                      "(v1/v2c need none; SNMPv3 shares one)")
+        lines.append(result("SNMP walked values per CPU-s", ours[1], "values/s", ">= 4000", "snmpbulkwalk",
+                            netsnmp[1]))
+        lines.append(result("SNMP walked values per CPU-s", ours[1], "values/s", ">= 4000", "snmp_exporter",
+                            exporter[1]))
+        lines.append(result("SNMP walked values/s (wall)", ours[0], "values/s", "", "snmpbulkwalk", netsnmp[0]))
+        lines.append(result("SNMP interface poll CPU (1 device)", cpu_ms, "ms"))
+        lines.append(result(f"SNMP engines created for {polls + 1} v2c polls", engines, "engines", "<= 1"))
     return lines
