@@ -23,6 +23,7 @@ from slawatch.config.contract import Contract, Party, Service
 
 from . import alerting, sla
 from .alerting import Event, Live
+from .intervals import DOWN
 from .outbox import messages_for
 from .periods import period_at, to_local
 from .render import duration as duration_text
@@ -42,6 +43,7 @@ class StoreCall(Protocol):
 PERIODIC_S = 10.0           # time-driven changes: repeats, maintenance, budget, breach, certificates
 DEBOUNCE_S = 0.02           # let the batches of one burst land before evaluating
 LONGEST_LOOKBACK_MS = 35 * 86_400_000
+QUICK_LOOKBACK_MS = 15 * 60_000
 ALWAYS = ("anchor", "report")  # sent to both parties whatever their `events`
 
 
@@ -148,7 +150,7 @@ class Alerting:
 
     def _decide_service(self, config: WatchdogConfig, reader: Reader, contract: Contract, service: Service,
                         states: dict[str, Any], decisions: Decisions, periodic: bool, now: int) -> None:
-        live = self._live(reader, contract, service, now)
+        live = self._live(reader, contract, service, now, periodic)
         key = f"service|{contract.id}|{service.id}"
         state, events = alerting.decide_service(contract, service, live, states.get(key), now)
         if state != states.get(key):
@@ -169,15 +171,16 @@ class Alerting:
             for event in events:
                 self._queue(config, contract, service, event, facts, decisions)
 
-    def _live(self, reader: Reader, contract: Contract, service: Service, now: int) -> Live:
-        """The service now; when its current status began before the window, look further back
-        (an outage's start must be its real one)."""
-        lookback = alerting.LOOKBACK_MS
+    def _live(self, reader: Reader, contract: Contract, service: Service, now: int, periodic: bool) -> Live:
+        """The service now. After an ingest only outage and recovery are decided, so a short window
+        does (burn rates, every 10 s, need 6 h); when an outage began before the window, look
+        further back: its start must be the real one."""
+        lookback = alerting.LOOKBACK_MS if periodic else QUICK_LOOKBACK_MS
         while True:
             reach = max(lookback, round(service.min_outage * 1000) + alerting.MINUTE)
             runs = reader.runs_for(service.checks, now - reach, now)
             live = alerting.service_now(contract, service, runs, now, lookback)
-            if not live.reached_window_start or lookback >= LONGEST_LOOKBACK_MS:
+            if live.status != DOWN or not live.reached_window_start or lookback >= LONGEST_LOOKBACK_MS:
                 return live
             lookback *= 4
 

@@ -18,7 +18,7 @@ from slawatch.config.contract import Contract
 
 from . import sla
 from .eligibility import eligible_windows
-from .periods import Period, period_at, to_local
+from .periods import Period, period_at, to_local, zone
 from .store import Reader, Store, now_ms
 
 
@@ -110,8 +110,9 @@ def rounded(value: float | None) -> float | None:
 
 def iso(instant_ms: int, timezone: str) -> str:
     """An instant in the contract's timezone with its offset; milliseconds only when there are any."""
-    local = to_local(instant_ms, timezone)
-    return local.isoformat(timespec="milliseconds" if instant_ms % 1000 else "seconds")
+    if instant_ms % 1000:
+        return to_local(instant_ms, timezone).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(instant_ms // 1000, zone(timezone)).isoformat()
 
 
 def due_to_freeze(contract: Contract, period: Period, now: int) -> bool:

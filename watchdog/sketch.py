@@ -11,6 +11,7 @@ Stored packed: varints of (index delta, count) pairs, ~2 bytes a bucket in use.
 from __future__ import annotations
 
 import math
+from itertools import accumulate
 from collections.abc import Iterable, Iterator, Mapping
 from fractions import Fraction
 
@@ -75,7 +76,19 @@ def pack(histogram: Mapping[int, int]) -> bytes:
     return bytes(out)
 
 
+_UNZIG = [z // 2 if z % 2 == 0 else -(z + 1) // 2 for z in range(0x80)]
+
+
 def unpack(data: bytes) -> Histogram:
+    # The first key is absolute (several bytes); after it, deltas and counts of a 15-minute bucket
+    # nearly always fit one byte each: those are decoded without a Python loop.
+    start = _first_pair_end(data)
+    rest = data[start:]
+    if start and (not rest or max(rest) < 0x80):
+        first_key, first_count = _varints(data[:start])
+        first_key = first_key // 2 if first_key % 2 == 0 else -(first_key + 1) // 2
+        keys = accumulate(map(_UNZIG.__getitem__, rest[0::2]), initial=first_key)
+        return dict(zip(keys, (first_count, *rest[1::2])))
     histogram: Histogram = {}
     numbers = _varints(data)
     key = 0
@@ -83,6 +96,17 @@ def unpack(data: bytes) -> Histogram:
         key += zigzag // 2 if zigzag % 2 == 0 else -(zigzag + 1) // 2
         histogram[key] = count
     return histogram
+
+
+def _first_pair_end(data: bytes) -> int:
+    """Where the first (key, count) pair's varints end; 0 if there is no whole pair."""
+    ends = 0
+    for i, byte in enumerate(data):
+        if not byte & 0x80:
+            ends += 1
+            if ends == 2:
+                return i + 1
+    return 0
 
 
 def _varint(out: bytearray, number: int) -> None:
