@@ -114,9 +114,9 @@ def test_plan_reads_mostly_covered_months_and_days_as_merged_rows_less_the_rest(
     cut = day + 22 * 3600 * S + 7 * MINUTE                 # 22 h 7 min of the day
     plan = plan_latency([(day, cut)], compacted_before=OCTOBER + 40 * DAY_MS, stale=())
     assert plan.add == [("daily_rollups", day, day + DAY_MS)]
-    bucket_after_cut = day + 22 * 3600 * S + BUCKET_MS
-    assert plan.subtract == [("rollups", bucket_after_cut, day + DAY_MS)]   # less the time after 22:07
-    assert plan.raw_subtract == [(cut, bucket_after_cut)] and plan.raw == []
+    # less the hours 22 and 23, plus back the 7 minutes of hour 22 that are inside
+    assert plan.subtract == [("hourly_rollups", day + 22 * 3600 * S, day + DAY_MS)]
+    assert plan.raw == [(day + 22 * 3600 * S, cut)] and plan.raw_subtract == []
     assert plan_latency([(day, cut)], OCTOBER + 40 * DAY_MS, stale={day}).add == [("rollups", day, day + 22 * 3600 * S)]
     assert plan_latency([(day, cut)], day, stale=()).add == [("rollups", day, day + 22 * 3600 * S)]
     # October less a 2-hour maintenance on the 10th and the first 7 minutes
@@ -125,7 +125,7 @@ def test_plan_reads_mostly_covered_months_and_days_as_merged_rows_less_the_rest(
     plan = plan_latency([(OCTOBER + 7 * MINUTE, maintenance[0]), (maintenance[1], month_end)],
                         compacted_before=month_end, stale=())
     assert plan.add == [("monthly_rollups", OCTOBER, month_end)]
-    assert plan.subtract == [("rollups", *maintenance)]
+    assert plan.subtract == [("hourly_rollups", *maintenance)]
     assert plan.raw_subtract == [(OCTOBER, OCTOBER + 7 * MINUTE)] and plan.raw == []
     stale = plan_latency([(OCTOBER, month_end)], compacted_before=month_end, stale={OCTOBER + 3 * DAY_MS})
     assert stale.add == [("daily_rollups", OCTOBER, OCTOBER + 3 * DAY_MS),

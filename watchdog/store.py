@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 BUCKET_MS = 15 * 60 * 1000       # rollup width: every real timezone offset is a multiple of 15 minutes
 DAY_MS = 24 * 3600 * 1000        # compacted rollups: a UTC day of a series' buckets in one row
+HOUR_MS = 3600 * 1000            # ... and each hour of it
 GENESIS = bytes(32)              # the hash before the first batch
 SELF_CHECK = "agent.self"
 BUSY_TIMEOUT_MS = 30_000
@@ -184,6 +185,16 @@ CREATE TABLE outbox_attempts (
     ok INTEGER NOT NULL,
     error TEXT
 );
+"""),
+    ("0005-hourly-rollups", """
+CREATE TABLE hourly_rollups (     -- a UTC hour of a series' rollups merged, made with its day's row
+    series_id INTEGER NOT NULL,
+    hour INTEGER NOT NULL,
+    latency_count INTEGER NOT NULL,
+    histogram BLOB NOT NULL,
+    stats TEXT NOT NULL,
+    PRIMARY KEY (series_id, hour)
+) WITHOUT ROWID;
 """),
 ]
 
@@ -354,6 +365,8 @@ class _Writes:
             if stale:  # a late reading: the day's (and month's) merged rollups are rebuilt later
                 months = {day: month_start(day) for day in {day for _, day in stale}}
                 conn.executemany("DELETE FROM daily_rollups WHERE series_id = ? AND day = ?", stale)
+                conn.executemany("DELETE FROM hourly_rollups WHERE series_id = ? AND hour >= ? AND hour < ?",
+                                 [(series_id, day, day + DAY_MS) for series_id, day in stale])
                 conn.executemany("DELETE FROM monthly_rollups WHERE series_id = ? AND month = ?",
                                  {(series_id, months[day]) for series_id, day in stale})
                 conn.executemany("INSERT OR IGNORE INTO stale_days VALUES (?, ?)", stale)
@@ -887,6 +900,7 @@ class Store:
                 done = before - before % DAY_MS if oldest is None else oldest - oldest % DAY_MS
             days = range(done, before - before % DAY_MS, DAY_MS)[:max_days]
             for day in days:
+                self._merge_hours(day, None)
                 self._merge(day, None, "rollups", "bucket", "daily_rollups", DAY_MS)
                 if month_start(day + DAY_MS) == day + DAY_MS:  # the month's last day: the month is whole
                     first = month_start(day)
@@ -895,6 +909,7 @@ class Store:
             watermark = days[-1] + DAY_MS if days else done
             stale = self.conn.execute("SELECT series_id, day FROM stale_days").fetchall()
             for series_id, day in stale:
+                self._merge_hours(day, series_id)
                 self._merge(day, series_id, "rollups", "bucket", "daily_rollups", DAY_MS)
                 done_count += 1
             for series_id, first in {(series_id, month_start(day)) for series_id, day in stale}:
@@ -904,6 +919,10 @@ class Store:
             self.conn.execute("DELETE FROM stale_days")
             self._set_meta("rollups_compacted_before", watermark)
         return done_count
+
+    def _merge_hours(self, day: int, series_id: int | None) -> None:
+        for hour in range(day, day + DAY_MS, HOUR_MS):
+            self._merge(hour, series_id, "rollups", "bucket", "hourly_rollups", HOUR_MS)
 
     def _merge(self, start: int, series_id: int | None, source: str, column: str, target: str, width: int) -> None:
         """One row in `target` per series for `[start, start + width)` of `source` (one series or all)."""
@@ -989,7 +1008,8 @@ class Store:
                     "DELETE FROM readings WHERE series_id = ? AND ts < ? AND seq IN (SELECT seq FROM readings "
                     "WHERE series_id = ? AND ts < ? LIMIT ?)",
                     (series_id, readings_before, series_id, readings_before, limit)).rowcount
-                for table, column in (("intervals", "end"), ("rollups", "bucket"), ("daily_rollups", "day"),
+                for table, column in (("intervals", "end"), ("rollups", "bucket"), ("hourly_rollups", "hour"),
+                                      ("daily_rollups", "day"),
                                       ("monthly_rollups", "month"), ("stale_days", "day")):
                     deleted += self.conn.execute(f"DELETE FROM {table} WHERE series_id = ? AND {column} < ?",
                                                  (series_id, history_before)).rowcount
@@ -1303,8 +1323,8 @@ def month_start(instant: int) -> int:
     return int(dt.datetime(day.year, day.month, 1, tzinfo=dt.timezone.utc).timestamp()) * 1000
 
 
-MONTH, DAY, BUCKET = "monthly_rollups", "daily_rollups", "rollups"
-LEVEL_COLUMN = {MONTH: "month", DAY: "day", BUCKET: "bucket"}
+MONTH, DAY, HOUR, BUCKET = "monthly_rollups", "daily_rollups", "hourly_rollups", "rollups"
+LEVEL_COLUMN = {MONTH: "month", DAY: "day", HOUR: "hour", BUCKET: "bucket"}
 
 
 @dataclass
@@ -1346,19 +1366,19 @@ def _cover(plan: LatencyPlan, level: str, lo: int, hi: int, spans: Sequence[tupl
     if level == BUCKET:
         _buckets(plan, inside, sign)
         return
-    merged = hi <= compacted_before and not any(lo <= day < hi for day in stale)
+    # an hour's row is as current as its day's: the day's start decides whether it is stale
+    merged = hi <= compacted_before and not any(lo - lo % DAY_MS <= day < hi for day in stale)
     if merged and covered * 2 > hi - lo:
         (plan.add if sign > 0 else plan.subtract).append((level, lo, hi))
         if covered == hi - lo:
             return
         inside, sign = _complement(inside, lo, hi), -sign  # take away what is outside the spans
-    if level == MONTH:
-        day = lo
-        while day < hi:
-            _cover(plan, DAY, day, day + DAY_MS, inside, sign, compacted_before, stale)
-            day += DAY_MS
-    else:
+    if level == HOUR:
         _buckets(plan, inside, sign)
+        return
+    child, width = (DAY, DAY_MS) if level == MONTH else (HOUR, HOUR_MS)
+    for start in range(lo, hi, width):
+        _cover(plan, child, start, start + width, inside, sign, compacted_before, stale)
 
 
 def _buckets(plan: LatencyPlan, inside: list[tuple[int, int]], sign: int) -> None:
@@ -1394,7 +1414,7 @@ def _joined(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _joined_rows(ranges: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    return [(table, lo, hi) for table in (MONTH, DAY, BUCKET)
+    return [(table, lo, hi) for table in (MONTH, DAY, HOUR, BUCKET)
             for lo, hi in _joined([(lo, hi) for t, lo, hi in ranges if t == table])]
 
 
