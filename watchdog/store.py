@@ -195,6 +195,7 @@ CREATE TABLE hourly_rollups (     -- a UTC hour of a series' rollups merged, mad
     stats TEXT NOT NULL,
     PRIMARY KEY (series_id, hour)
 ) WITHOUT ROWID;
+CREATE INDEX rollups_by_bucket ON rollups (bucket);  -- compaction reads a day (an hour) of every series
 """),
 ]
 
