@@ -16,6 +16,7 @@ import aiohttp
 
 from .protocol import INGEST_PATH, MANIFEST_PATH, Signer, new_batch_id, sign
 from .spool import PendingBatch, Spool
+from .waiting import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +197,4 @@ class Shipper:
 
     async def _sleep(self, seconds: float, stopping: asyncio.Event) -> None:
         """Sleep, but wake early when stopping."""
-        try:
-            async with asyncio.timeout(seconds):  # not wait_for: on 3.11 it can swallow a cancellation
-                await stopping.wait()
-        except TimeoutError:
-            return
+        await wait_event(stopping, seconds)

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import jinja2
 
+from slawatch.agent.waiting import wait_event
 from slawatch.config import WatchdogConfig
 from slawatch.config.contract import Contract, Party, Service
 
@@ -89,14 +90,8 @@ class Alerting:
     async def run(self) -> None:
         next_periodic = time.monotonic()
         while True:
-            try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that comes
-                # as the event is set, and the daemon's shutdown would wait for this task forever
-                async with asyncio.timeout(max(0.0, next_periodic - time.monotonic())):
-                    await self._event.wait()
-                await asyncio.sleep(DEBOUNCE_S)
-            except TimeoutError:
-                pass
+            if await wait_event(self._event, next_periodic - time.monotonic()):
+                await asyncio.sleep(DEBOUNCE_S)  # readings came: let the rest of the burst land
             self._event.clear()
             touched, self._touched = self._touched, set()
             periodic = time.monotonic() >= next_periodic
@@ -161,12 +156,12 @@ class Alerting:
             changes, budget_events = alerting.decide_budget(contract, service, live, states, period.label, now)
             decisions.states.update(changes)
             events += budget_events
-            figures = self._figures(reader, contract, service, now)
+            figures = figures_so_far(reader, contract, service, now)
             changes, breach_events = alerting.decide_breach(contract, service, figures, states, period.label)
             decisions.states.update(changes)
             events += breach_events
         if events:
-            figures = figures or self._figures(reader, contract, service, now)
+            figures = figures or figures_so_far(reader, contract, service, now)
             facts = self._service_facts(config, reader, contract, service, figures, now)
             for event in events:
                 self._queue(config, contract, service, event, facts, decisions)
@@ -184,11 +179,6 @@ class Alerting:
                 return live
             lookback *= 4
 
-    def _figures(self, reader: Reader, contract: Contract, service: Service, now: int) -> sla.ServiceFigures:
-        period = period_at(contract.period, contract.timezone, now)
-        reach = round(service.min_outage * 1000)
-        runs = reader.runs_for(service.checks, period.start - reach, now)
-        return sla.evaluate_service(contract, service, period, runs, now=now)
 
     def _service_facts(self, config: WatchdogConfig, reader: Reader, contract: Contract, service: Service,
                        figures: sla.ServiceFigures, now: int) -> dict[str, Any]:
@@ -288,6 +278,13 @@ class Alerting:
                         {"service": {"id": service["id"], "name": service["name"]}, "period": computed["period"]},
                         decisions)
         await self.record(decisions, now)
+
+
+def figures_so_far(reader: Reader, contract: Contract, service: Service, now: int) -> sla.ServiceFigures:
+    """The service's figures for its contract's current period, up to `now` (the report rules)."""
+    period = period_at(contract.period, contract.timezone, now)
+    runs = reader.runs_for(service.checks, period.start - round(service.min_outage * 1000), now)
+    return sla.evaluate_service(contract, service, period, runs, now=now)
 
 
 @lru_cache(maxsize=4)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote
 
+from slawatch.agent.waiting import wait_event
 from slawatch.config.contract import Contract, Party
 
 from .store import Message, OutboxRow, Reader, Store
@@ -332,9 +333,7 @@ class Sender:
                 if attempted:
                     continue  # more was due than one round takes
                 wait = 1.0  # due yet not found (clock stepped back?): look again soon, never spin
-            with contextlib.suppress(TimeoutError):  # the timeout is the next message falling due
-                async with asyncio.timeout(wait):  # not wait_for: on 3.11 it can swallow a cancellation
-                    await self._woken.wait()
+            await wait_event(self._woken, wait)  # woken, or the next message falls due
 
 
 def message_status(reader: Reader, message_id: int) -> str | None:

@@ -22,6 +22,7 @@ from slawatch.config.contract import Contract, Service
 from . import alerting, auth, charts, sketch, sla
 from .eligibility import eligible_windows, maintenance_spans
 from .intervals import DOWN, UNKNOWN
+from .live import figures_so_far
 from .periods import Period, local_ms, parse_period, period_at, to_local
 from .render import duration, to_csv, to_html, to_json
 from .report import iso
@@ -108,9 +109,7 @@ def service_now(contract: Contract, service: Service, reader: Reader, now: int) 
     if not live.eligible:
         in_window = maintenance_spans(contract.maintenance, service, contract.timezone, now - 1, now + 1)
         state = "maintenance" if in_window else "off-hours"
-    period = period_at(contract.period, contract.timezone, now)
-    runs = reader.runs_for(service.checks, period.start - round(service.min_outage * 1000), now)
-    figures = sla.evaluate_service(contract, service, period, runs, now=now)
+    figures = figures_so_far(reader, contract, service, now)
     return ServiceNow(service.id, service.name, state, live.since, live.checks_down, live.agents_down, figures,
                       sla.availability_target(service))
 
