@@ -369,6 +369,45 @@ def test_during_maintenance_or_outside_business_hours_no_outage_is_raised(tmp_pa
     assert off_hours.status == DOWN and not off_hours.eligible
 
 
+def test_a_recovery_learnt_long_after_it_happened_reports_its_real_time(tmp_path: Path) -> None:
+    """An outage is open; the watchdog hears nothing more for hours (stopped, say), then learns in one
+    ingest that the service has been up for the last 2 hours: the recovery (decided after that
+    ingest, whose quick look covers only 15 minutes) names the real instant it came back."""
+    from slawatch.config import load_watchdog
+    from slawatch.watchdog.live import Alerting
+    from slawatch.watchdog.store import Row, Store, now_ms
+
+    from .test_store import incoming
+
+    config = load_watchdog(write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9)}))
+    now = now_ms() // MINUTE * MINUTE
+    down_from, up_from = now - 3 * HOUR, now - 2 * HOUR
+    alerts = Alerting(lambda: config, call=None, wake=lambda: None, clock=lambda: now)  # type: ignore[arg-type]
+
+    def readings(first: int, last: int, status: str, seq: int) -> list[Row]:
+        return [Row(seq + i, "web", ts, status, 30.0, 40.0 if status == UP else None, {},
+                    None if status == UP else "HTTP 503") for i, ts in enumerate(range(first, last, 30 * S))]
+
+    store = Store(tmp_path / "watchdog.db")
+    for agent in ("ams-probe", "fra-probe"):
+        store.store([incoming(readings(down_from, down_from + 10 * MINUTE, DOWN, 1), agent=agent, received_at=now)])
+    opened = alerts.decide({"web"}, periodic=False, now=down_from + 10 * MINUTE)
+    assert [(m.event, m.party) for m in opened.messages] == [("outage", "client"), ("outage", "provider")]
+    store.record_decisions(opened.states, opened.messages, down_from + 10 * MINUTE, opened.silent)
+    for agent in ("ams-probe", "fra-probe"):
+        store.store([incoming(readings(down_from + 10 * MINUTE, up_from, DOWN, 100)
+                              + readings(up_from, now, UP, 1000), agent=agent, received_at=now)])
+    store.close()
+    recovered = alerts.decide({"web"}, periodic=False, now=now)
+    recovery = [m for m in recovered.messages if m.event == "recovery"]
+    assert sorted(m.party for m in recovery) == ["client", "provider"]
+    since, until = (dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                    for t in (down_from, up_from))
+    provider = next(m for m in recovery if m.party == "provider")
+    assert provider.title == "[shop-2026] RECOVERED: shop after 01:00:00"
+    assert f"is up again since {until} (UTC); it was down from {since} for 01:00:00." in provider.body
+
+
 def test_a_closed_period_sends_its_report_and_a_breach_for_each_missed_objective(tmp_path: Path) -> None:
     from slawatch.config import load_watchdog
     from slawatch.watchdog.live import Alerting

@@ -24,7 +24,7 @@ from slawatch.config.contract import Contract, Party, Service
 
 from . import alerting, sla
 from .alerting import Event, Live
-from .intervals import DOWN
+from .intervals import DOWN, UP
 from .outbox import messages_for
 from .periods import period_at, to_local
 from .render import duration as duration_text
@@ -145,8 +145,8 @@ class Alerting:
 
     def _decide_service(self, config: WatchdogConfig, reader: Reader, contract: Contract, service: Service,
                         states: dict[str, Any], decisions: Decisions, periodic: bool, now: int) -> None:
-        live = self._live(reader, contract, service, now, periodic)
         key = f"service|{contract.id}|{service.id}"
+        live = self._live(reader, contract, service, now, periodic, outage_open=key in states)
         state, events = alerting.decide_service(contract, service, live, states.get(key), now)
         if state != states.get(key):
             decisions.states[key] = state
@@ -166,16 +166,20 @@ class Alerting:
             for event in events:
                 self._queue(config, contract, service, event, facts, decisions)
 
-    def _live(self, reader: Reader, contract: Contract, service: Service, now: int, periodic: bool) -> Live:
+    def _live(self, reader: Reader, contract: Contract, service: Service, now: int, periodic: bool,
+              outage_open: bool) -> Live:
         """The service now. After an ingest only outage and recovery are decided, so a short window
-        does (burn rates, every 10 s, need 6 h); when an outage began before the window, look
-        further back: its start must be the real one."""
+        does (burn rates, every 10 s, need 6 h). When the status began before the window, look
+        further back, for an outage's start and, while an outage is open, for the recovery's: a
+        watchdog that was stopped may learn of a recovery long after it happened, and the time it
+        reports must be the real one."""
         lookback = alerting.LOOKBACK_MS if periodic else QUICK_LOOKBACK_MS
         while True:
             reach = max(lookback, round(service.min_outage * 1000) + alerting.MINUTE)
             runs = reader.runs_for(service.checks, now - reach, now)
             live = alerting.service_now(contract, service, runs, now, lookback)
-            if live.status != DOWN or not live.reached_window_start or lookback >= LONGEST_LOOKBACK_MS:
+            wanted = live.status == DOWN or (live.status == UP and outage_open)
+            if not wanted or not live.reached_window_start or lookback >= LONGEST_LOOKBACK_MS:
                 return live
             lookback *= 4
 
