@@ -124,6 +124,12 @@ class Shipper:
                         batch.id, batch.count, self.batch_size)
             await self.spool.call(self.spool.spool.abandon, batch)
             return 0.0
+        elif status == 422 and (ahead := await self.spool.call(self.spool.spool.abandon_if_stamped_ahead, batch)):
+            # Formed while the clock was ahead, the batch is refused until real time catches up with
+            # its readings. Refused, it was not stored: it is abandoned and the next batch drops them.
+            log.error("event=batch-refused status=422 batch=%s readings_stamped_ahead=%d action=rebatch",
+                      batch.id, ahead)
+            return 0.0
         return self._after(status)
 
     async def _send_manifest(self, session: aiohttp.ClientSession) -> None:

@@ -1,8 +1,9 @@
 """The agent's durable spool: every reading is committed here, with its seq, before it counts as taken.
 
 SQLite in WAL mode with synchronous=FULL: a reading acknowledged by `append` survives a crash or
-power loss. Readings leave only when the watchdog acknowledged the batch holding them, or when a
-bound forces the oldest out — and then the dropped seq range is recorded and shipped, so the
+power loss. Readings leave only when the watchdog acknowledged the batch holding them, when a
+bound forces the oldest out, or when a clock since set back stamped them in the future (the
+watchdog would refuse them) — and then the dropped seq range is recorded and shipped, so the
 watchdog reports that time as unknown instead of never hearing of it.
 
 Blocking: call it from one thread (the agent runs it through a single-worker executor).
@@ -27,6 +28,11 @@ from .protocol import batch_body, new_batch_id
 log = logging.getLogger(__name__)
 
 RESERVE_BYTES = 4 * 2**20
+# A reading stamped more than this after the agent's own clock was stamped by a clock that has since
+# been set back. The watchdog refuses it until real time catches up (it takes nothing taken after the
+# send time plus its max_clock_skew, 300 s by default), and stamping it anew would forge evidence: it is
+# dropped and reported. Well under that skew, so a reading kept is taken; well over a check's run time.
+FUTURE_MARGIN_S = 60.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reading (
@@ -162,13 +168,14 @@ class Spool:
                 stored.append(reading.with_seq(seq))
         return stored
 
-    def next_batch(self, limit: int) -> PendingBatch | None:
+    def next_batch(self, limit: int, now: dt.datetime | None = None) -> PendingBatch | None:
         """The batch to send: the one still awaiting acknowledgement, else a new one of the oldest."""
         row = self._db.execute("SELECT id, body, first_seq, last_seq FROM batch LIMIT 1").fetchone()
         if row is not None:
             count = self._db.execute("SELECT count(*) FROM reading WHERE seq BETWEEN ? AND ?",
                                      (row[2], row[3])).fetchone()[0] if row[2] is not None else 0
             return PendingBatch(row[0], row[1], count, row[2], row[3])
+        self._drop_stamped_ahead(limit, now or dt.datetime.now(dt.timezone.utc))
         rows = self._db.execute("SELECT seq, body FROM reading ORDER BY seq LIMIT ?", (limit,)).fetchall()
         dropped = self._db.execute("SELECT first_seq, last_seq FROM dropped WHERE batch IS NULL "
                                    "ORDER BY first_seq").fetchall()
@@ -196,6 +203,23 @@ class Spool:
         with self._transaction():
             self._db.execute("UPDATE dropped SET batch = NULL WHERE batch = ?", (batch.id,))
             self._db.execute("DELETE FROM batch WHERE id = ?", (batch.id,))
+
+    def abandon_if_stamped_ahead(self, batch: PendingBatch, now: dt.datetime | None = None) -> int:
+        """After the watchdog refused `batch` (422): when it holds readings stamped ahead of the clock
+        (see FUTURE_MARGIN_S), abandon it, so that the next batch drops them and takes the rest.
+        Return how many it holds; with none, the batch stays as it was.
+
+        A batch is protected while it awaits acknowledgement because it may have been stored; one
+        the watchdog refused was not, and resending it could not succeed before real time caught up.
+        """
+        if batch.first_seq is None:
+            return 0
+        cutoff = _cutoff(now or dt.datetime.now(dt.timezone.utc))
+        ahead = int(self._db.execute("SELECT count(*) FROM reading WHERE seq BETWEEN ? AND ? AND ts > ?",
+                                     (batch.first_seq, batch.last_seq, cutoff)).fetchone()[0])
+        if ahead:
+            self.abandon(batch)
+        return ahead
 
     def _keep_reserve(self) -> None:
         """Have the reserve file, when the disk has room for it twice over."""
@@ -248,11 +272,35 @@ class Spool:
             return 0
         first, last = rows[0][0], rows[-1][0]
         with self._transaction():
-            self._db.execute("DELETE FROM reading WHERE seq BETWEEN ? AND ?", (first, last))
-            self._db.execute("INSERT INTO dropped (first_seq, last_seq, reason, at) VALUES (?, ?, ?, ?)",
-                             (first, last, reason, format_ts(dt.datetime.now(dt.timezone.utc))))
+            self._drop_range(first, last, reason)
         log.warning("event=spool-dropped first_seq=%d last_seq=%d count=%d reason=%r", first, last, len(rows), reason)
         return len(rows)
+
+    def _drop_stamped_ahead(self, limit: int, now: dt.datetime) -> int:
+        """Drop the readings, among the next `limit` to ship, stamped more than FUTURE_MARGIN_S after
+        `now`: one dropped range per run of them in seq order. One bounded query when there are none."""
+        # n numbers the rows in seq order: readings with consecutive n are neighbours in the spool, with
+        # no reading kept between them, so a range of them covers nothing but dropped seqs.
+        ahead = self._db.execute(
+            "SELECT seq, ts, n FROM (SELECT seq, ts, row_number() OVER (ORDER BY seq) AS n FROM "
+            "(SELECT seq, ts FROM reading WHERE seq > ? ORDER BY seq LIMIT ?)) WHERE ts > ? ORDER BY seq",
+            (self._protected_seq(), limit, _cutoff(now))).fetchall()
+        if not ahead:
+            return 0
+        runs = _runs(ahead, now)
+        with self._transaction():
+            for first, last, _, seconds in runs:
+                self._drop_range(first, last, _stamped_ahead(seconds))
+        for first, last, count, seconds in runs:
+            log.error("event=spool-dropped first_seq=%d last_seq=%d count=%d ahead_s=%.0f reason=%r",
+                      first, last, count, seconds, _stamped_ahead(seconds))
+        return len(ahead)
+
+    def _drop_range(self, first: int, last: int, reason: str) -> None:
+        """Delete readings first..last and record the range, to ship as dropped (in a transaction)."""
+        self._db.execute("DELETE FROM reading WHERE seq BETWEEN ? AND ?", (first, last))
+        self._db.execute("INSERT INTO dropped (first_seq, last_seq, reason, at) VALUES (?, ?, ?, ?)",
+                         (first, last, reason, format_ts(dt.datetime.now(dt.timezone.utc))))
 
     def holds_at_least(self, count: int) -> bool:
         """Whether `count` readings wait (cheap: walks at most `count` keys, unlike count(*))."""
@@ -280,6 +328,32 @@ class Spool:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def _cutoff(now: dt.datetime) -> str:
+    """The latest stamp kept, as the spool's text, for `ts > cutoff` in SQL.
+
+    In whole seconds: format_ts leaves out zero milliseconds, and only then does the text order of
+    stamps follow their time order (`ts > cutoff` then means at least a second past it)."""
+    return format_ts((now + dt.timedelta(seconds=FUTURE_MARGIN_S)).replace(microsecond=0))
+
+
+def _runs(ahead: list[tuple[int, str, int]], now: dt.datetime) -> list[tuple[int, int, int, float]]:
+    """Rows (seq, ts, row number) as runs of consecutive row numbers: (first seq, last seq, count,
+    the most seconds ahead of `now`)."""
+    runs: list[tuple[int, int, int, float]] = []
+    for i, (seq, ts, n) in enumerate(ahead):
+        seconds = (parse_ts(ts) - now).total_seconds()
+        if i > 0 and n == ahead[i - 1][2] + 1:
+            first, _, count, most = runs[-1]
+            runs[-1] = (first, seq, count + 1, max(most, seconds))
+        else:
+            runs.append((seq, seq, 1, seconds))
+    return runs
+
+
+def _stamped_ahead(seconds: float) -> str:
+    return f"stamped up to {seconds:.0f} s in the future: the clock was set back"
 
 
 class _Transaction:

@@ -12,11 +12,15 @@ delivered once.
 | 4 | notification receiver down, then up | `test_receiver_down_then_up_every_alert_once` (real agent: outage, recovery, anchor); receiver down and the watchdog `kill -9`: `test_alerting.py::test_an_alert_decided_before_kill_9_is_delivered_once_after_restart` |
 | 5 | agent spool disk full | `test_spool_disk_full_drops_the_oldest_reports_them_and_takes_every_new_reading` (the daemon on a 12 MB tmpfs, shipping to the watchdog); the spool alone on a 6 MB tmpfs: `test_spool.py::test_a_really_full_disk_still_takes_every_new_reading` |
 | 6 | agent clock 10 min behind (libfaketime) | `test_agent_clock_skewed_is_refused_then_ships_everything` |
+| 6b | agent clock 10 min ahead (libfaketime), then set right | `test_agent_clock_ahead_is_refused_then_reports_the_future_readings_dropped` |
 | 7 | damaged spool file | `test_damaged_spool_refuses_to_start_and_keeps_the_file[garbage]`, `[pages]` |
 
-A clock *ahead* is refused the same way (401 stale), but is not drilled: once it is right again, the
-readings it stamped in the future are refused (422, "taken after the batch was sent") and retried
-every 5 minutes, holding back the whole spool until real time has caught up with them.
+A clock *ahead* is refused the same way (401 stale). Once it is set right, the readings it stamped in
+the future cannot be sent honestly: the watchdog refuses them (422, "taken after the batch was sent")
+until real time has caught up with them, and stamping them anew would forge evidence. The batch formed
+while the clock was ahead is abandoned on that refusal, and the spool drops every reading stamped more
+than a minute ahead of the agent's clock and reports them as dropped ranges (that time reads as
+unknown), so the readings after them ship at once instead of waiting for real time to catch up.
 """
 
 from __future__ import annotations
@@ -468,6 +472,55 @@ def test_agent_clock_skewed_is_refused_then_ships_everything(tmp_path: Path, pro
     # the readings keep the time the agent's clock showed when it took them (that is what it signed)
     assert max(row[3] for row in got.readings if row[1] <= skewed.last) < (time.time() - 9 * 60) * 1000
     assert stop(daemon.process) == 0
+
+
+def test_agent_clock_ahead_is_refused_then_reports_the_future_readings_dropped(
+        tmp_path: Path, procs: Processes) -> None:
+    assert FAKETIME.exists(), "libfaketime is missing: run `bash .ci/system-deps` (Debian package faketime)"
+    port = free_port()
+    config = write_config(tmp_path, port=port)
+    database, spool = tmp_path / "watchdog.db", tmp_path / "spool.db"
+    seed = new_spool(spool)
+    daemon = watchdog(config, port, procs)
+    agent = Agent(agent_config(tmp_path, port, {"tick": port}), procs)
+    agent.start(env={"LD_PRELOAD": str(FAKETIME), "FAKETIME": "+10m", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    wait_for(lambda: "event=ship-refused" in agent.log_text(), 15, "the agent's refusal")
+    wait_for(lambda: spool_state(spool).last >= seed + 4, 10, "readings taken meanwhile")
+    assert agent.stop() == 0
+    ahead = spool_state(spool)
+    assert ahead.depth == ahead.last - seed  # nothing shipped, nothing lost: every reading waits
+    refused = next(line for line in agent.log_text().splitlines() if "event=ship-refused" in line)
+    assert "status=401" in refused and '"code": "stale"' in refused
+    assert re.search(r"send time is (599|60[01])s off the watchdog\\'s clock \(limit 300s\)", refused), refused
+    assert re.search(r"event=ingest-refused status=401 code=stale agent='ams-probe' reason=\"send time is "
+                     r"(599|60[01])s off the watchdog's clock \(limit 300s\)", daemon.log_text()), daemon.log_text()
+    assert held(database).seqs == []
+
+    agent.start()  # its clock is right again
+    restarted = time.monotonic()
+    wait_for(stored_up_to(database, ahead.last + 3), 15, "readings taken after the restart")
+    assert time.monotonic() - restarted < 10  # at once, not after real time caught up (nor a 5-minute retry)
+    assert agent.stop() == 0
+    final = spool_state(spool)
+    assert final.depth == 0
+    got = held(database)
+    # every seq from the seed on: stamped ahead, reported dropped as one range; taken since, stored once
+    assert got.dropped == [(seed + 1, ahead.last)]
+    assert got.seqs == list(range(ahead.last + 1, final.last + 1)) and got.duplicates == 0
+    assert max(row[3] for row in got.readings) < time.time() * 1000  # nothing stamped in the future got in
+    log = agent.log_text()
+    assert re.search(r"event=ingest-refused status=422 code=invalid-body agent='ams-probe' reason='readings\[0\]: "
+                     r"taken after the batch was sent", daemon.log_text()), daemon.log_text()
+    assert "event=batch-refused status=422 batch=" in log and "action=rebatch" in log
+    dropped = re.search(rf"ERROR slawatch.agent.spool event=spool-dropped first_seq={seed + 1} "
+                        rf"last_seq={ahead.last} count={ahead.depth} ahead_s=(\d+) reason='stamped up to (\d+) s "
+                        r"in the future: the clock was set back'", log)
+    assert dropped and dropped[1] == dropped[2] and 540 < int(dropped[1]) <= 600, log
+    assert re.search(rf"WARNING slawatch.watchdog.server event=agent-dropped agent=ams-probe batch=\w+ ranges=1 "
+                     rf"readings={ahead.depth} first_seq={seed + 1} last_seq={ahead.last}$",
+                     daemon.log_text(), re.MULTILINE), daemon.log_text()
+    assert stop(daemon.process) == 0
+    evidence_verifies(config)
 
 
 # --- 7. a damaged spool file ---------------------------------------------------------------------------

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 
-from slawatch.agent.spool import Spool
+import pytest
+
+from slawatch.agent.spool import FUTURE_MARGIN_S, Spool
 from slawatch.collectors.reading import Reading
 
 T0 = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc)
@@ -141,3 +144,101 @@ def test_a_really_full_disk_still_takes_every_new_reading(tmp_path: Path) -> Non
     assert outcome["oldest_lost"] == outcome["first"]  # the oldest went first
     assert outcome["complete"] and outcome["disjoint"]  # each seq is stored or reported dropped
     assert "event=spool-reserve-released" in result.stderr
+
+
+# --- readings stamped in the future by a clock since set back -----------------------------------------
+
+NOW = T0 + dt.timedelta(days=1)
+
+
+def test_readings_stamped_ahead_of_the_clock_become_a_dropped_range_and_the_rest_ship(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spool = Spool(tmp_path / "s.db", "probe")
+    before = spool.append(readings(3, start=NOW - dt.timedelta(minutes=5)))
+    ahead = spool.append(readings(4, start=NOW + dt.timedelta(minutes=10)))   # the clock 10 minutes ahead
+    after = spool.append(readings(2, start=NOW))                              # then set right
+    with caplog.at_level(logging.ERROR, logger="slawatch.agent.spool"):
+        batch = spool.next_batch(100, now=NOW)
+    assert batch is not None
+    body = json.loads(batch.body)
+    assert body["dropped"] == [[ahead[0].seq, ahead[-1].seq]]
+    assert [r["seq"] for r in body["readings"]] == [r.seq for r in before + after]
+    assert batch.count == 5 and spool.depth() == 5
+    reason = spool._db.execute("SELECT reason FROM dropped").fetchone()[0]
+    assert reason == "stamped up to 690 s in the future: the clock was set back"  # the last: 10 min + 3 × 30 s
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR and record.getMessage() == (
+        f"event=spool-dropped first_seq={ahead[0].seq} last_seq={ahead[-1].seq} count=4 ahead_s=690 "
+        f"reason={reason!r}")
+    spool.acknowledge(batch)
+    assert spool.depth() == 0 and spool.next_batch(100, now=NOW) is None  # the range went out once
+
+
+def test_readings_stamped_ahead_between_kept_ones_become_one_range_per_run(tmp_path: Path) -> None:
+    """A slow check started before the clock was set back commits among readings stamped after it: a
+    range covers only seqs that were dropped, never a reading kept between them."""
+    spool = Spool(tmp_path / "s.db", "probe")
+    times = [0, 600, 610, -5, 620, 0, 0, 630]  # seconds from NOW, in seq order
+    seqs = [spool.append([Reading(agent="probe", check="web", ts=NOW + dt.timedelta(seconds=s), status="up",
+                                  interval_s=30.0)])[0].seq for s in times]
+    batch = spool.next_batch(100, now=NOW)
+    assert batch is not None
+    body = json.loads(batch.body)
+    assert body["dropped"] == [[seqs[1], seqs[2]], [seqs[4], seqs[4]], [seqs[7], seqs[7]]]
+    assert [r["seq"] for r in body["readings"]] == [seqs[0], seqs[3], seqs[5], seqs[6]]
+    lost = {seq for first, last in body["dropped"] for seq in range(first, last + 1)}
+    assert not lost & {r["seq"] for r in body["readings"]}
+
+
+def test_readings_within_the_margin_are_kept(tmp_path: Path) -> None:
+    """A clock a little fast (less than FUTURE_MARGIN_S) is not set back: the watchdog takes those."""
+    spool = Spool(tmp_path / "s.db", "probe")
+    kept = [spool.append([Reading(agent="probe", check="web", ts=NOW + dt.timedelta(seconds=s), status="up",
+                                  interval_s=30.0)])[0].seq for s in (-30, 0, 30, FUTURE_MARGIN_S)]
+    dropped = spool.append([Reading(agent="probe", check="web", ts=NOW + dt.timedelta(seconds=FUTURE_MARGIN_S + 2),
+                                    status="up", interval_s=30.0)])[0].seq
+    batch = spool.next_batch(100, now=NOW)
+    assert batch is not None
+    body = json.loads(batch.body)
+    assert [r["seq"] for r in body["readings"]] == kept
+    assert body["dropped"] == [[dropped, dropped]]
+
+
+def test_nothing_is_dropped_when_no_reading_is_ahead(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spool = Spool(tmp_path / "s.db", "probe")
+    stored = spool.append(readings(10, start=NOW - dt.timedelta(minutes=10)))
+    with caplog.at_level(logging.WARNING, logger="slawatch.agent.spool"):
+        batch = spool.next_batch(100, now=NOW)
+    assert batch is not None and caplog.records == []
+    body = json.loads(batch.body)
+    assert body["dropped"] == [] and [r["seq"] for r in body["readings"]] == [r.seq for r in stored]
+    assert spool._db.execute("SELECT count(*) FROM dropped").fetchone()[0] == 0
+
+
+def test_readings_of_the_batch_awaiting_acknowledgement_are_never_dropped(tmp_path: Path) -> None:
+    """Formed while the clock was ahead, the pending batch may have been stored (a clock a few minutes
+    fast is within the watchdog's skew): it is resent as it was, until the watchdog refuses it."""
+    spool = Spool(tmp_path / "s.db", "probe")
+    first = spool.append(readings(3, start=NOW + dt.timedelta(minutes=10)))
+    pending = spool.next_batch(100, now=NOW + dt.timedelta(minutes=11))  # the clock ahead
+    assert pending is not None and pending.count == 3
+    later = spool.append(readings(2, start=NOW + dt.timedelta(minutes=12)))
+    assert spool.next_batch(100, now=NOW) == pending  # the clock right again: the same batch
+    assert spool.depth() == 5
+    # the watchdog refused it (422): it was not stored, and is forgotten; the next batch drops them all
+    assert spool.abandon_if_stamped_ahead(pending, now=NOW) == 3
+    following = spool.next_batch(100, now=NOW)
+    assert following is not None and following.id != pending.id
+    assert json.loads(following.body) == {"agent": "probe", "readings": [],
+                                          "dropped": [[first[0].seq, later[-1].seq]]}
+    assert spool.depth() == 0
+
+
+def test_a_refused_batch_without_readings_ahead_is_kept(tmp_path: Path) -> None:
+    """Another cause of a 422 is not cured by a new batch: the batch waits, as it did."""
+    spool = Spool(tmp_path / "s.db", "probe")
+    spool.append(readings(3, start=NOW - dt.timedelta(minutes=1)))
+    pending = spool.next_batch(100, now=NOW)
+    assert pending is not None
+    assert spool.abandon_if_stamped_ahead(pending, now=NOW) == 0
+    assert spool.next_batch(100, now=NOW) == pending

@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,24 @@ def test_resend_gets_the_same_acknowledgement(served: Served) -> None:
     again = served.client.send(readings, batch="batch-resent-1")
     assert again.status == 200
     assert again.body == first.body | {"resend": True}
+    assert counts(served.database) == before
+
+
+def test_a_resend_signed_by_a_clock_set_back_since_gets_the_same_acknowledgement(served: Served) -> None:
+    """Stored when sent 4 minutes "ahead" (within the allowed skew), resent with the right time: its
+    readings now count as taken after the send time, which a new batch is refused for (422); the
+    resend of a stored batch still gets its acknowledgement."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    readings = [replace(reading(501 + i, at_s=30 * i), ts=now + dt.timedelta(minutes=8, seconds=i)) for i in range(2)]
+    first = served.client.send(readings, batch="batch-set-back", now=now + dt.timedelta(minutes=4))
+    assert first.status == 200 and first.body["stored"] == 2
+    before = counts(served.database)
+    again = served.client.send(readings, batch="batch-set-back", now=now)
+    assert again.status == 200 and again.body == first.body | {"resend": True}
+    new = served.client.send(readings, batch="batch-set-back-2", now=now)
+    assert new.status == 422 and "taken after the batch was sent" in new.body["error"]
+    changed = served.client.send(readings[:1], batch="batch-set-back", now=now)
+    assert changed.status == 409
     assert counts(served.database) == before
 
 

@@ -353,8 +353,11 @@ async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored
         raise web.HTTPServiceUnavailable(text=json.dumps({"error": "the store failed; retry later",
                                                           "code": "store-failed"}),
                                          content_type="application/json") from None
-    if kind == "readings" and not stored.resend and watchdog.alerting is not None:
-        watchdog.alerting.touched({row.check for row in incoming.rows})
+    if kind == "readings" and not stored.resend:
+        if incoming.dropped:
+            _log_dropped(incoming)
+        if watchdog.alerting is not None:
+            watchdog.alerting.touched({row.check for row in incoming.rows})
     if kind == "manifest" and not stored.resend:
         try:
             await asyncio.to_thread(watchdog.read_agents)
@@ -363,6 +366,14 @@ async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored
         else:
             watchdog.refresh_blind_spots()
     return stored
+
+
+def _log_dropped(incoming: Incoming) -> None:
+    """Readings the agent's spool had to drop are unknown time in every report: say so once, when stored."""
+    ranges = incoming.dropped
+    log.warning("event=agent-dropped agent=%s batch=%s ranges=%d readings=%d first_seq=%d last_seq=%d",
+                incoming.agent, incoming.batch, len(ranges), sum(last - first + 1 for first, last in ranges),
+                min(first for first, _ in ranges), max(last for _, last in ranges))
 
 
 def _incoming(request: web.Request, envelope: Envelope, body: bytes, kind: str, settings: Settings,

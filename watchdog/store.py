@@ -258,6 +258,12 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class StoredBatch:
+    body_sha256: bytes
+    answer: Stored        # what a resend of it is answered
+
+
+@dataclass(frozen=True)
 class AgentState:
     name: str
     first_seen: int
@@ -603,10 +609,12 @@ class Store:
         self._update_agent(agent_id, batch, rows)
         return Stored(ack, resend=False), digest
 
-    def stored_body(self, agent: str, batch: str) -> bytes | None:
-        """The SHA-256 of the body stored for this batch id, if any."""
+    def stored_batch(self, agent: str, batch: str) -> StoredBatch | None:
+        """The body SHA-256 and acknowledgement of a stored batch id, if any."""
         existing = self._stored_batch(agent, batch)
-        return None if existing is None else bytes(existing[0])
+        if existing is None:
+            return None
+        return StoredBatch(bytes(existing[0]), Stored(json.loads(existing[1]), resend=True))
 
     def _stored_batch(self, agent: str, batch: str) -> tuple[bytes, str] | None:
         """(body SHA-256, acknowledgement) of a stored batch id."""
