@@ -442,7 +442,20 @@ def test_spool_disk_full_drops_the_oldest_reports_them_and_takes_every_new_readi
 
 # --- 6. the agent's clock off by more than max_clock_skew --------------------------------------------
 
-def test_agent_clock_skewed_is_refused_then_ships_everything(tmp_path: Path, procs: Processes) -> None:
+@dataclass
+class Skewed:
+    config: Path
+    daemon: Daemon
+    agent: Agent
+    database: Path
+    spool: Path
+    seed: int
+    state: Any  # the spool when the agent was stopped
+
+
+def run_skewed(tmp_path: Path, procs: Processes, offset: str) -> Skewed:
+    """The agent runs with its clock `offset` (libfaketime) until refused, then is stopped: refused as
+    stale on both sides, nothing shipped, nothing lost."""
     assert FAKETIME.exists(), "libfaketime is missing: run `bash .ci/system-deps` (Debian package faketime)"
     port = free_port()
     config = write_config(tmp_path, port=port)
@@ -450,12 +463,12 @@ def test_agent_clock_skewed_is_refused_then_ships_everything(tmp_path: Path, pro
     seed = new_spool(spool)
     daemon = watchdog(config, port, procs)
     agent = Agent(agent_config(tmp_path, port, {"tick": port}), procs)
-    agent.start(env={"LD_PRELOAD": str(FAKETIME), "FAKETIME": "-10m", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    agent.start(env={"LD_PRELOAD": str(FAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
     wait_for(lambda: "event=ship-refused" in agent.log_text(), 15, "the agent's refusal")
     wait_for(lambda: spool_state(spool).last >= seed + 4, 10, "readings taken meanwhile")
     assert agent.stop() == 0
-    skewed = spool_state(spool)
-    assert skewed.depth == skewed.last - seed  # nothing shipped, nothing lost: every reading waits
+    state = spool_state(spool)
+    assert state.depth == state.last - seed  # nothing shipped, nothing lost: every reading waits
     refused = next(line for line in agent.log_text().splitlines() if "event=ship-refused" in line)
     assert "status=401" in refused and '"code": "stale"' in refused
     assert re.search(r"send time is (599|60[01])s off the watchdog\\'s clock \(limit 300s\): "
@@ -463,6 +476,12 @@ def test_agent_clock_skewed_is_refused_then_ships_everything(tmp_path: Path, pro
     assert re.search(r"event=ingest-refused status=401 code=stale agent='ams-probe' reason=\"send time is "
                      r"(599|60[01])s off the watchdog's clock \(limit 300s\)", daemon.log_text()), daemon.log_text()
     assert held(database).seqs == []
+    return Skewed(config, daemon, agent, database, spool, seed, state)
+
+
+def test_agent_clock_skewed_is_refused_then_ships_everything(tmp_path: Path, procs: Processes) -> None:
+    run = run_skewed(tmp_path, procs, "-10m")
+    daemon, agent, database, spool, seed, skewed = run.daemon, run.agent, run.database, run.spool, run.seed, run.state
     agent.start()  # its clock is right again
     wait_for(stored_up_to(database, skewed.last), 15, "what waited in the spool")
     assert agent.stop() == 0
@@ -476,25 +495,9 @@ def test_agent_clock_skewed_is_refused_then_ships_everything(tmp_path: Path, pro
 
 def test_agent_clock_ahead_is_refused_then_reports_the_future_readings_dropped(
         tmp_path: Path, procs: Processes) -> None:
-    assert FAKETIME.exists(), "libfaketime is missing: run `bash .ci/system-deps` (Debian package faketime)"
-    port = free_port()
-    config = write_config(tmp_path, port=port)
-    database, spool = tmp_path / "watchdog.db", tmp_path / "spool.db"
-    seed = new_spool(spool)
-    daemon = watchdog(config, port, procs)
-    agent = Agent(agent_config(tmp_path, port, {"tick": port}), procs)
-    agent.start(env={"LD_PRELOAD": str(FAKETIME), "FAKETIME": "+10m", "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
-    wait_for(lambda: "event=ship-refused" in agent.log_text(), 15, "the agent's refusal")
-    wait_for(lambda: spool_state(spool).last >= seed + 4, 10, "readings taken meanwhile")
-    assert agent.stop() == 0
-    ahead = spool_state(spool)
-    assert ahead.depth == ahead.last - seed  # nothing shipped, nothing lost: every reading waits
-    refused = next(line for line in agent.log_text().splitlines() if "event=ship-refused" in line)
-    assert "status=401" in refused and '"code": "stale"' in refused
-    assert re.search(r"send time is (599|60[01])s off the watchdog\\'s clock \(limit 300s\)", refused), refused
-    assert re.search(r"event=ingest-refused status=401 code=stale agent='ams-probe' reason=\"send time is "
-                     r"(599|60[01])s off the watchdog's clock \(limit 300s\)", daemon.log_text()), daemon.log_text()
-    assert held(database).seqs == []
+    run = run_skewed(tmp_path, procs, "+10m")
+    config, daemon, agent, database, spool = run.config, run.daemon, run.agent, run.database, run.spool
+    seed, ahead = run.seed, run.state
 
     agent.start()  # its clock is right again
     restarted = time.monotonic()
