@@ -174,7 +174,8 @@ def design_floor(folder: Path, batch_size: int, per_agent: int, start: dt.dateti
         conn.executemany("INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", evidence)
         conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
         conn.executemany("INSERT OR REPLACE INTO intervals VALUES (?, ?, ?, ?, ?)", intervals)
-        conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?, ?, ?, ?, ?)", rollups)
+        conn.executemany("INSERT INTO rollups VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET latency_count = "
+                         "excluded.latency_count, histogram = excluded.histogram, stats = excluded.stats", rollups)
         conn.execute("COMMIT")
         count += len(values)
     seconds = time.process_time() - started

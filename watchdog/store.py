@@ -386,7 +386,9 @@ class _Writes:
             stats = encode(b.stats)  # an infinite or NaN sum comes out as null: json.dumps writes it
             rollups.append((b.series_id, b.bucket, b.count, pack(b.histogram),
                             _compact(b.stats) if b"null" in stats else stats.decode()))
-        conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?, ?, ?, ?, ?)", rollups)
+        # Updated in place: a REPLACE would delete and insert the row, and its entry in rollups_by_bucket
+        conn.executemany("INSERT INTO rollups VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET latency_count = "
+                         "excluded.latency_count, histogram = excluded.histogram, stats = excluded.stats", rollups)
         self.removed.clear()
         self.intervals.clear()
         self.rollups.clear()
