@@ -37,7 +37,7 @@ from slawatch.agent.protocol import INGEST_PATH, batch_body, new_batch_id, sign 
 from slawatch.collectors.reading import Reading  # noqa: E402
 from slawatch.config.keys import load_private_key, public_key_line  # noqa: E402
 from slawatch.watchdog.ingest import rows, to_row  # noqa: E402
-from slawatch.watchdog.store import Incoming, Reader, Store, connect, migrate  # noqa: E402
+from slawatch.watchdog.store import WRITE_ROLLUP, Incoming, Reader, Store, connect, migrate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = load_private_key((ROOT / "config" / "examples" / "secrets" / "agent.key").read_bytes())
@@ -148,9 +148,9 @@ def design_floor(folder: Path, batch_size: int, per_agent: int, start: dt.dateti
     series: dict[tuple[int, str], int] = {}
     groups = []
     evidence_id = 0
-    plans = [[(a, batch_body(f"bench-{a}", readings(f"bench-{a}", first, batch_size, start)),
-               [to_row(r) for r in readings(f"bench-{a}", first, batch_size, start)])
-              for first in range(0, per_agent, batch_size)] for a in range(AGENTS)]
+    plans = [[(a, batch_body(f"bench-{a}", made), [to_row(r) for r in made])
+              for first in range(0, per_agent, batch_size)
+              for made in [readings(f"bench-{a}", first, batch_size, start)]] for a in range(AGENTS)]
     order = [plan for lane in zip(*plans) for plan in lane]  # the agents' batches interleaved, as they arrive
     for g in range(0, len(order), IN_FLIGHT):
         evidence, values, derived = [], [], {}
@@ -174,8 +174,7 @@ def design_floor(folder: Path, batch_size: int, per_agent: int, start: dt.dateti
         conn.executemany("INSERT INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", evidence)
         conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
         conn.executemany("INSERT OR REPLACE INTO intervals VALUES (?, ?, ?, ?, ?)", intervals)
-        conn.executemany("INSERT INTO rollups VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET latency_count = "
-                         "excluded.latency_count, histogram = excluded.histogram, stats = excluded.stats", rollups)
+        conn.executemany(WRITE_ROLLUP, rollups)
         conn.execute("COMMIT")
         count += len(values)
     seconds = time.process_time() - started

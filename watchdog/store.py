@@ -353,6 +353,10 @@ class EvidenceRow:
 
 
 _compact = json.JSONEncoder(separators=(",", ":")).encode
+# A rollup row, updated in place when it exists: a REPLACE would delete and insert the row, and its
+# entry in rollups_by_bucket.
+WRITE_ROLLUP = ("INSERT INTO rollups VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET latency_count = "
+                "excluded.latency_count, histogram = excluded.histogram, stats = excluded.stats")
 
 
 @dataclass
@@ -386,9 +390,7 @@ class _Writes:
             stats = encode(b.stats)  # an infinite or NaN sum comes out as null: json.dumps writes it
             rollups.append((b.series_id, b.bucket, b.count, pack(b.histogram),
                             _compact(b.stats) if b"null" in stats else stats.decode()))
-        # Updated in place: a REPLACE would delete and insert the row, and its entry in rollups_by_bucket
-        conn.executemany("INSERT INTO rollups VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET latency_count = "
-                         "excluded.latency_count, histogram = excluded.histogram, stats = excluded.stats", rollups)
+        conn.executemany(WRITE_ROLLUP, rollups)
         self.removed.clear()
         self.intervals.clear()
         self.rollups.clear()
@@ -583,11 +585,11 @@ class Store:
 
     def _store_one(self, batch: Incoming, head: bytes, writes: _Writes) -> tuple[Stored, bytes]:
         conn = self.conn
-        existing = self._stored_batch(batch.agent, batch.batch)
+        existing = self.stored_batch(batch.agent, batch.batch)
         if existing is not None:
-            if existing[0] != batch.body_sha256:
+            if existing.body_sha256 != batch.body_sha256:
                 raise Conflict(f"batch {batch.batch} was already stored with another body")
-            return Stored(json.loads(existing[1]), resend=True), head
+            return existing.answer, head
         if not all(0 < row.interval_s <= MAX_INTERVAL_S for row in batch.rows):
             raise ValueError(f"an interval_s outside (0, {MAX_INTERVAL_S:g}] seconds")  # fails this batch only
         agent_id = self._agent_id(batch.agent, batch.received_at)
@@ -613,16 +615,9 @@ class Store:
 
     def stored_batch(self, agent: str, batch: str) -> StoredBatch | None:
         """The body SHA-256 and acknowledgement of a stored batch id, if any."""
-        existing = self._stored_batch(agent, batch)
-        if existing is None:
-            return None
-        return StoredBatch(bytes(existing[0]), Stored(json.loads(existing[1]), resend=True))
-
-    def _stored_batch(self, agent: str, batch: str) -> tuple[bytes, str] | None:
-        """(body SHA-256, acknowledgement) of a stored batch id."""
         row = self.conn.execute("SELECT e.body_sha256, e.ack FROM evidence e JOIN agents a ON a.id = e.agent_id "
                                 "WHERE a.name = ? AND e.batch = ?", (agent, batch)).fetchone()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else StoredBatch(bytes(row[0]), Stored(json.loads(row[1]), resend=True))
 
     def _new_rows(self, agent_id: int, rows: Sequence[Row]) -> tuple[list[Row], int]:
         """The rows whose (agent, seq) is not stored yet (resent readings count once), and how many
