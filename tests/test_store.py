@@ -570,7 +570,8 @@ def test_a_write_landing_right_after_our_commit_is_noticed(store: Store, db: Pat
 # --- migrations ---------------------------------------------------------------------------------
 
 def test_migrate_records_what_it_applied_and_applies_it_once(db: Path) -> None:
-    names = ["0001-initial", "0002-frozen-reports", "0003-daily-rollups", "0004-alerting", "0005-hourly-rollups"]
+    names = ["0001-initial", "0002-frozen-reports", "0003-daily-rollups", "0004-alerting", "0005-hourly-rollups",
+             "0006-hours-of-days-compacted-before-0005"]
     assert migrate(db) == names
     assert migrate(db) == []
     with sqlite3.connect(db) as conn:
@@ -586,7 +587,8 @@ def test_a_database_of_the_first_schema_is_upgraded_with_its_data(db: Path, monk
     old.store([incoming([row(i + 1, i * 30 * S, latency_ms=20.0) for i in range(10)])])
     old.close()
     monkeypatch.undo()
-    assert migrate(db) == ["0002-frozen-reports", "0003-daily-rollups", "0004-alerting", "0005-hourly-rollups"]
+    assert migrate(db) == ["0002-frozen-reports", "0003-daily-rollups", "0004-alerting", "0005-hourly-rollups",
+                           "0006-hours-of-days-compacted-before-0005"]
     upgraded = Store(db)
     assert upgraded.compact(T0 + 86_400_000) == 1 and upgraded.freeze("c", "2026-09", "1", 1, "00", "{}")
     upgraded.close()

@@ -4,7 +4,7 @@ before. Pure functions; `live.py` feeds them from the store and writes what they
 Events (DESIGN.md "Alerting"): `outage` once a counted down run has lasted `min_outage` in eligible
 time (never during maintenance or outside business hours), repeated every party's `repeat` while it
 lasts; `recovery` when the service is up again; `budget` when a multi-window burn-rate rule fires
-(once per rule per period until it clears); `breach` when the period's error budget is gone.
+(once per rule per period until it clears); `breach` when the objective can no longer be met.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from slawatch.config.contract import Contract, Service
 from . import sla
 from .eligibility import eligible_windows
 from .intervals import DOWN, UNKNOWN, UP, Run
+from .timeline import total
 
 HOUR = 3_600_000
 MINUTE = 60_000
@@ -34,7 +35,8 @@ class Live:
 
     status: str                        # up | down | unknown
     eligible: bool                     # `now` is counted time (business hours, no maintenance)
-    since: int                         # start of the current status (as far back as the window reaches)
+    since: int                         # start of the current status (as far back as the window reaches);
+                                       # down: from its first eligible instant
     checks_down: tuple[str, ...] = ()
     agents_down: tuple[str, ...] = ()
     burn: dict[str, float | None] = field(default_factory=dict)   # window ("1h", ...) -> burn rate
@@ -45,10 +47,18 @@ def window_name(ms: int) -> str:
     return f"{ms // HOUR}h" if ms % HOUR == 0 else f"{ms // MINUTE}m"
 
 
+def reach_ms(service: Service, lookback_ms: int = LOOKBACK_MS) -> int:
+    """How far back from now the runs are read for a window of `lookback_ms`: min_outage further, so
+    that a down run crossing the window's start is judged by its whole length (rule 4: runs in real
+    time, not clipped), however long before the window it began."""
+    return lookback_ms + round(service.min_outage * 1000)
+
+
 def service_now(contract: Contract, service: Service, runs: Mapping[tuple[str, str], Sequence[Run]], now: int,
                 lookback_ms: int = LOOKBACK_MS) -> Live:
-    """Rules 1-5 at `now` (the instant just before it) over `[now - lookback, now)`."""
-    first = now - max(lookback_ms, round(service.min_outage * 1000) + MINUTE)
+    """Rules 1-5 at `now` (the instant just before it) over `[now - lookback, now)`; `runs` must
+    reach `reach_ms` back."""
+    first = now - reach_ms(service, lookback_ms)
     state = sla.service_state(service, runs, first, now)
     eligible, _ = eligible_windows(contract, service, first, now)
     start, _, status = state.timeline[-1] if state.timeline else (first, now, UNKNOWN)
@@ -61,7 +71,10 @@ def service_now(contract: Contract, service: Service, runs: Mapping[tuple[str, s
         for _, windows in BURN_RULES.values():
             for width in windows:
                 burn[window_name(width)] = sla.burn_rate(state.timeline, eligible, now - width, now, target)
-    return Live(status, counted, start, checks_down, agents_down, burn, start == first)
+    since = start
+    if status == DOWN:  # an outage counts from its first eligible instant (rule 11: maintenance cuts it)
+        since = next((max(start, a) for a, b in eligible if b > start), start)
+    return Live(status, counted, since, checks_down, agents_down, burn, start == first)
 
 
 @dataclass(frozen=True)
@@ -87,8 +100,11 @@ def decide_service(contract: Contract, service: Service, live: Live, state: dict
         return None, []
     since = int(state["since"])
     if live.status == UP:
+        # its duration is eligible time, as the report's incidents count it (outside business hours
+        # or in maintenance an outage neither repeats nor recovers, nor does it count)
+        counted = total(eligible_windows(contract, service, since, live.since)[0])
         return None, [Event("recovery", f"recovery|{subject}|{since}",
-                            {"since": since, "until": live.since, "duration_ms": live.since - since})]
+                            {"since": since, "until": live.since, "duration_ms": counted})]
     if live.status != DOWN or not live.eligible:
         return state, []  # unknown, maintenance or outside business hours: neither repeat nor recover
     events: list[Event] = []
@@ -128,15 +144,17 @@ def decide_budget(contract: Contract, service: Service, live: Live, states: Mapp
 
 def decide_breach(contract: Contract, service: Service, figures: sla.ServiceFigures, states: Mapping[str, Any],
                   period: str) -> tuple[dict[str, Any], list[Event]]:
-    """The period's error budget is gone: the availability objective can no longer be met."""
+    """The availability objective can no longer be met: even if every eligible instant still to come
+    is up, the period ends below its target. That is when the error budget is overspent; under
+    `unknown = "exclude"` it can come sooner, time without data shrinking what is counted."""
     key = f"breach|{contract.id}|{service.id}|{period}"
-    budget = figures.budget
-    if budget is None or budget.remaining_ms >= 0 or key in states:
+    budget, best, target = figures.budget, figures.best_availability, sla.availability_target(service)
+    if budget is None or target is None or best is None or best >= sla.exact(target) or key in states:
         return {}, []
-    target = sla.availability_target(service)
     return {key: {"at": budget.spent_ms}}, [Event("breach", key, {
         "target": target, "measured": figures.availability_percent, "closed": False,
-        "allowed_ms": budget.allowed_ms, "spent_ms": budget.spent_ms})]
+        "allowed_ms": budget.allowed_ms, "spent_ms": budget.spent_ms, "overspent": budget.remaining_ms < 0,
+        "best_percent": float(best)})]
 
 
 def decide_tls(contract: Contract, stats: Sequence[tuple[str, str, dict[str, list[float | int]]]],

@@ -229,9 +229,8 @@ def _status(reader: Reader, contract: Contract, service: Service, now: int) -> d
     back (as the alerts do), so `since` is the real start."""
     lookback = alerting.LOOKBACK_MS
     while True:
-        reach = max(lookback, round(service.min_outage * 1000) + alerting.MINUTE)
-        live = alerting.service_now(contract, service, reader.runs_for(service.checks, now - reach, now), now,
-                                    lookback)
+        runs = reader.runs_for(service.checks, now - alerting.reach_ms(service, lookback), now)
+        live = alerting.service_now(contract, service, runs, now, lookback)
         if not live.reached_window_start or lookback >= LONGEST_LOOKBACK_MS:
             break
         lookback *= 4

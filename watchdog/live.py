@@ -175,8 +175,7 @@ class Alerting:
         reports must be the real one."""
         lookback = alerting.LOOKBACK_MS if periodic else QUICK_LOOKBACK_MS
         while True:
-            reach = max(lookback, round(service.min_outage * 1000) + alerting.MINUTE)
-            runs = reader.runs_for(service.checks, now - reach, now)
+            runs = reader.runs_for(service.checks, now - alerting.reach_ms(service, lookback), now)
             live = alerting.service_now(contract, service, runs, now, lookback)
             wanted = live.status == DOWN or (live.status == UP and outage_open)
             if not wanted or not live.reached_window_start or lookback >= LONGEST_LOOKBACK_MS:

@@ -103,8 +103,8 @@ class ServiceNow:
 
 def service_now(contract: Contract, service: Service, reader: Reader, now: int) -> ServiceNow:
     """The service's state now (the alerting rules) and its figures so far this period (the report rules)."""
-    reach = max(alerting.LOOKBACK_MS, round(service.min_outage * 1000) + alerting.MINUTE)
-    live = alerting.service_now(contract, service, reader.runs_for(service.checks, now - reach, now), now)
+    live = alerting.service_now(contract, service,
+                                reader.runs_for(service.checks, now - alerting.reach_ms(service), now), now)
     state = live.status
     if not live.eligible:
         in_window = maintenance_spans(contract.maintenance, service, contract.timezone, now - 1, now + 1)
@@ -140,10 +140,8 @@ def burn_down(contract: Contract, service: Service, reader: Reader, period: Peri
     target = sla.availability_target(service)
     if target is None:
         return charts.Markup('<p class="muted">No availability objective, so no error budget.</p>')
-    end = min(now, period.end)
-    reach = round(service.min_outage * 1000)
-    state = sla.service_state(service, reader.runs_for(service.checks, period.start - reach, end + reach),
-                              period.start - reach, end)
+    first, end, last = sla.window(service, period, now)  # the report's own reach: a run crossing an end counts whole
+    state = sla.service_state(service, reader.runs_for(service.checks, first, last), first, last)
     whole, _ = eligible_windows(contract, service, period.start, period.end)
     allowed = (1 - sla.exact(target) / 100) * sum(b - a for a, b in whole)
     spent_status = (DOWN, UNKNOWN) if contract.unknown == "down" else (DOWN,)

@@ -116,8 +116,11 @@ def iso(instant_ms: int, timezone: str) -> str:
 
 
 def due_to_freeze(contract: Contract, period: Period, now: int) -> bool:
-    """A closed period whose grace for late readings has passed."""
-    return now >= period.end + round(contract.grace * 1000)
+    """A closed period whose figures can no longer change: a down run crossing its end counts by its
+    whole length (rule 4), known once min_outage has passed after the end (the longest of the
+    contract's services), and the readings of that time get the grace to arrive."""
+    settled = max((service.min_outage for service in contract.services), default=0.0)
+    return now >= period.end + round((settled + contract.grace) * 1000)
 
 
 def report(contract: Contract, period: Period, database: str, recompute: bool = False,

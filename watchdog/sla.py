@@ -77,6 +77,8 @@ class ServiceFigures:
     budget: Budget | None
     incidents: list[Incident]
     availability: Fraction | None = field(default=None, repr=False)  # exact, for comparisons
+    # the availability if every eligible instant still to come in the period is up: the best it can end at
+    best_availability: Fraction | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,9 @@ def evaluate_service(contract: Contract, service: Service, period: Period,
     percent = availability(counts, contract.unknown)
     target = availability_target(service)
     whole = eligible if end == period.end else eligible_windows(contract, service, period.start, period.end)[0]
+    to_come = total(whole) - counts.eligible_ms
+    best = availability(Counts(counts.eligible_ms + to_come, counts.up_ms + to_come, counts.down_ms,
+                               counts.unknown_ms), contract.unknown)
     return ServiceFigures(
         id=service.id, name=service.name, eligible_ms=counts.eligible_ms, maintenance_ms=total(maintenance),
         up_ms=counts.up_ms, down_ms=counts.down_ms, unknown_ms=counts.unknown_ms,
@@ -297,7 +302,7 @@ def evaluate_service(contract: Contract, service: Service, period: Period,
         objectives=objectives(service, percent, latency),
         credit_percent=credit_percent(percent, contract.credit_tiers(service)),
         budget=None if target is None else budget(target, total(whole), counts, contract.unknown),
-        incidents=incidents(state, eligible), availability=percent)
+        incidents=incidents(state, eligible), availability=percent, best_availability=best)
 
 
 def contract_credit(contract: Contract, figures: Sequence[ServiceFigures]) -> tuple[float, float]:

@@ -197,6 +197,15 @@ CREATE TABLE hourly_rollups (     -- a UTC hour of a series' rollups merged, mad
 ) WITHOUT ROWID;
 CREATE INDEX rollups_by_bucket ON rollups (bucket);  -- compaction reads a day (an hour) of every series
 """),
+    ("0006-hours-of-days-compacted-before-0005", """
+-- Days compacted before 0005 have a daily row and no hourly ones, yet reports take their hours from
+-- hourly_rollups: such days are stale, so reports read their 15-minute rows until the next compaction
+-- merges them again, hours included.
+INSERT OR IGNORE INTO stale_days
+SELECT d.series_id, d.day FROM daily_rollups d
+WHERE NOT EXISTS (SELECT 1 FROM hourly_rollups h WHERE h.series_id = d.series_id AND h.hour >= d.day
+                  AND h.hour < d.day + 86400000);
+"""),
 ]
 
 
