@@ -2,10 +2,12 @@
 
     make bench     (or: cd bench && ../.venv/bin/python ingest.py [--quick])
 
-1. readings/s for batches of 100 and 1,000 readings from 8 agents sending at once, through the
-   real daemon (signature check, dedup, evidence chain, intervals and rollups, WAL with
+1. readings/s for batches of 100 and 1,000 readings, 16 requests in flight, through the real
+   daemon (signature check, dedup, evidence chain, intervals and rollups, WAL with
    synchronous=FULL, acknowledged only after commit). "Per core" divides by the CPU seconds the
-   watchdog process used. Beside it, in the same run, the peer: bare SQLite inserting the same
+   watchdog process used. Two shapes of traffic (see Shape): the stress shape, where every reading
+   of a transaction is another check's; and a backlog drain, where agents with 50 checks each
+   send what they spooled while the watchdog was away, several readings of a check per batch. Beside it, in the same run, the peer: bare SQLite inserting the same
    rows (executemany into one plain table, same durability) -- the floor any SQLite store pays;
    and a second peer, SQLite alone writing the rows this store's design writes (see design_floor).
 2. DB bytes per reading after that run, per table.
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -41,9 +44,26 @@ from slawatch.watchdog.store import WRITE_ROLLUP, Incoming, Reader, Store, conne
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = load_private_key((ROOT / "config" / "examples" / "secrets" / "agent.key").read_bytes())
-AGENTS = 8
-CHECKS_PER_AGENT = 1000
 IN_FLIGHT = 16
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Who sends: `agents` agents of `checks` checks each (every 60 s), each with IN_FLIGHT / agents
+    batches in flight. A store transaction holds the batches in flight at most, so `checks` decides
+    how many readings of one check it holds: what the per-check work (a run, a rollup row) is
+    shared by."""
+
+    name: str
+    title: str
+    agents: int
+    checks: int
+
+
+# 8 agents x 1,000 checks: a batch of 100 is 100 checks; a transaction, 1,600 of them, one reading each.
+STRESS = Shape("", "8 agents x 1,000 checks, 2 batches in flight each", 8, 1000)
+# An agent sends its spool one batch at a time, oldest first: 20 readings of each check in a batch of 1,000.
+DRAIN = Shape("backlog drain, ", "backlog drain: 16 agents x 50 checks, one batch in flight each", 16, 50)
 CONTRACT = """[contract]
 id = "bench"
 client = "Client"
@@ -60,21 +80,21 @@ objectives = [{ kind = "availability", target = 99.9 }]
 """
 
 
-def config(folder: Path, port: int) -> Path:
+def config(folder: Path, port: int, shape: Shape) -> Path:
     (folder / "contracts").mkdir()
     (folder / "contracts" / "bench.toml").write_text(CONTRACT)
-    agents = "".join(f'[[agent]]\nid = "bench-{i}"\npublic_key = "{public_key_line(KEY)}"\n' for i in range(AGENTS))
+    agents = "".join(f'[[agent]]\nid = "bench-{i}"\npublic_key = "{public_key_line(KEY)}"\n' for i in range(shape.agents))
     path = folder / "watchdog.toml"
     path.write_text(f'[watchdog]\nlisten = "127.0.0.1:{port}"\ndatabase = "watchdog.db"\ncontracts = "contracts"\n'
                     f'agent_rate = 100000\nmax_batch_size = "64MiB"\n{agents}')
     return path
 
 
-def readings(agent: str, first: int, count: int, start: dt.datetime) -> list[Reading]:
-    """An agent's readings in seq order: CHECKS_PER_AGENT checks every 60 s, a few metrics each."""
+def readings(agent: str, first: int, count: int, start: dt.datetime, checks: int) -> list[Reading]:
+    """An agent's readings in seq order: `checks` checks every 60 s, a few metrics each."""
     made = []
     for i in range(first, first + count):
-        check, round_ = i % CHECKS_PER_AGENT, i // CHECKS_PER_AGENT
+        check, round_ = i % checks, i // checks
         down = (check + round_) % 500 == 0
         made.append(Reading(agent=agent, check=f"web-{check}", seq=i + 1,
                             ts=start + dt.timedelta(seconds=60 * round_ + check * 0.06), status="down" if down else "up",
@@ -84,12 +104,12 @@ def readings(agent: str, first: int, count: int, start: dt.datetime) -> list[Rea
     return made
 
 
-async def flood(url: str, batch_size: int, per_agent: int, start: dt.datetime) -> tuple[int, float]:
+async def flood(url: str, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> tuple[int, float]:
     """Every agent ships `per_agent` readings in batches; (readings acknowledged, wall seconds)."""
     plans = []
-    for a in range(AGENTS):
+    for a in range(shape.agents):
         agent = f"bench-{a}"
-        bodies = [batch_body(agent, readings(agent, first, batch_size, start))
+        bodies = [batch_body(agent, readings(agent, first, batch_size, start, shape.checks))
                   for first in range(0, per_agent, batch_size)]
         plans.append((agent, bodies))
     acknowledged = 0
@@ -104,7 +124,7 @@ async def flood(url: str, batch_size: int, per_agent: int, start: dt.datetime) -
                 assert response.status == 200, answer
                 acknowledged += answer["stored"]
 
-    lanes = max(1, IN_FLIGHT // AGENTS)
+    lanes = max(1, IN_FLIGHT // shape.agents)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=IN_FLIGHT)) as session:
         started = time.perf_counter()
         await asyncio.gather(*(ship(session, agent, bodies, lane, lanes)
@@ -112,19 +132,19 @@ async def flood(url: str, batch_size: int, per_agent: int, start: dt.datetime) -
         return acknowledged, time.perf_counter() - started
 
 
-def bare_sqlite(folder: Path, batch_size: int, per_agent: int, start: dt.datetime) -> float:
+def bare_sqlite(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> float:
     """The peer: the same rows into one plain table (WAL, synchronous=FULL), a commit per batch."""
-    conn = sqlite3.connect(folder / f"bare-{batch_size}.db", isolation_level=None)
+    conn = sqlite3.connect(folder / f"bare-{shape.checks}-{batch_size}.db", isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("CREATE TABLE readings (agent TEXT, seq INTEGER, check_id TEXT, ts TEXT, status TEXT, "
                  "interval_s REAL, latency_ms REAL, metrics TEXT, error TEXT, PRIMARY KEY (agent, seq))")
     batches = []
-    for a in range(AGENTS):
+    for a in range(shape.agents):
         agent = f"bench-{a}"
         for first in range(0, per_agent, batch_size):
             batches.append([(r.agent, r.seq, r.check, r.ts.isoformat(), r.status, r.interval_s, r.latency_ms,
-                             str(r.metrics), r.error) for r in readings(agent, first, batch_size, start)])
+                             str(r.metrics), r.error) for r in readings(agent, first, batch_size, start, shape.checks)])
     count, started = 0, time.perf_counter()
     for batch in batches:
         conn.execute("BEGIN")
@@ -136,13 +156,13 @@ def bare_sqlite(folder: Path, batch_size: int, per_agent: int, start: dt.datetim
     return count / seconds
 
 
-def design_floor(folder: Path, batch_size: int, per_agent: int, start: dt.datetime) -> float:
+def design_floor(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> float:
     """The second peer: SQLite alone writing the rows our store writes, in the store's own schema and
     transactions (a group of IN_FLIGHT batches each): per batch its evidence row and its readings;
     per group each touched series' interval run and 15-minute rollup row, rewritten. Every value is
     prepared before the clock starts: no parsing, no HTTP, no signature, no Python logic. What is
     left is what this design costs SQLite, so it bounds what any Python on top of it can reach."""
-    database = folder / f"floor-{batch_size}.db"
+    database = folder / f"floor-{shape.checks}-{batch_size}.db"
     migrate(database)
     conn = connect(database)
     series: dict[tuple[int, str], int] = {}
@@ -150,7 +170,8 @@ def design_floor(folder: Path, batch_size: int, per_agent: int, start: dt.dateti
     evidence_id = 0
     plans = [[(a, batch_body(f"bench-{a}", made), [to_row(r) for r in made])
               for first in range(0, per_agent, batch_size)
-              for made in [readings(f"bench-{a}", first, batch_size, start)]] for a in range(AGENTS)]
+              for made in [readings(f"bench-{a}", first, batch_size, start, shape.checks)]]
+             for a in range(shape.agents)]
     order = [plan for lane in zip(*plans) for plan in lane]  # the agents' batches interleaved, as they arrive
     for g in range(0, len(order), IN_FLIGHT):
         evidence, values, derived = [], [], {}
@@ -230,49 +251,51 @@ def check_month(folder: Path, checks: int) -> dict[str, float]:
 
 
 async def main() -> None:
-    global CHECKS_PER_AGENT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer readings (smoke)")
-    parser.add_argument("--checks", type=int, default=CHECKS_PER_AGENT, help="checks per agent (default 1,000)")
     args = parser.parse_args()
-    CHECKS_PER_AGENT = args.checks
-    per_agent = 10_000 if args.quick else 50_000
-    # Readings as a live watchdog gets them: ending just before now (older ones would be late readings
-    # into days the daemon has already compacted, a slower path that is not the steady state).
-    span_s = 60 * (per_agent // CHECKS_PER_AGENT + 1)
-    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(seconds=span_s + 60)
+    readings_per_run = 80_000 if args.quick else 400_000
     results = {}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        for batch_size in (100, 1000):
-            run = folder / f"run-{batch_size}"
-            run.mkdir()
-            port = free_port()
-            process = subprocess.Popen([str(Path(sys.executable).parent / "slawatch-watchdog"), "run", "-c",
-                                        str(config(run, port))], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
-                wait_http(f"http://127.0.0.1:{port}/healthz")
-                cpu_before = cpu_seconds(process.pid)
-                count, seconds = await flood(f"http://127.0.0.1:{port}", batch_size, per_agent, start)
-                cpu = cpu_seconds(process.pid) - cpu_before
-            finally:
-                process.terminate()
-                process.wait(30)
-            sizes = table_bytes(run / "watchdog.db")
-            bare = bare_sqlite(folder, batch_size, per_agent, start)
-            floor = design_floor(folder, batch_size, per_agent, start)
-            results[batch_size] = (count, seconds, cpu, sizes, bare, floor)
+        for shape in (STRESS, DRAIN):
+            per_agent = readings_per_run // shape.agents
+            # Readings as a live watchdog gets them: ending just before now (older ones would be late
+            # readings into days the daemon has already compacted, a slower path that is not the steady state).
+            span_s = 60 * (per_agent // shape.checks + 1)
+            start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(seconds=span_s + 60)
+            for batch_size in (100, 1000):
+                run = folder / f"run-{shape.checks}-{batch_size}"
+                run.mkdir()
+                port = free_port()
+                process = subprocess.Popen([str(Path(sys.executable).parent / "slawatch-watchdog"), "run", "-c",
+                                            str(config(run, port, shape))],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                try:
+                    wait_http(f"http://127.0.0.1:{port}/healthz")
+                    cpu_before = cpu_seconds(process.pid)
+                    count, seconds = await flood(f"http://127.0.0.1:{port}", shape, batch_size, per_agent, start)
+                    cpu = cpu_seconds(process.pid) - cpu_before
+                finally:
+                    process.terminate()
+                    process.wait(30)
+                sizes = table_bytes(run / "watchdog.db")
+                bare = bare_sqlite(folder, shape, batch_size, per_agent, start)
+                floor = design_floor(folder, shape, batch_size, per_agent, start)
+                results[shape, batch_size] = (count, seconds, cpu, sizes, bare, floor)
         month = check_month(folder, 3 if args.quick else 10)
-    print(f"watchdog ingest, {AGENTS} agents x {CHECKS_PER_AGENT} checks, {IN_FLIGHT} requests in flight, "
-          "WAL + synchronous=FULL, acknowledged after commit:")
-    for batch_size, (count, seconds, cpu, sizes, bare, floor) in results.items():
-        per_core = count / cpu
-        print(f"  batches of {batch_size:>5}: {count / seconds:>9,.0f} readings/s wall, {per_core:>9,.0f} per CPU second "
-              f"of the watchdog ({count:,} readings, {cpu:.1f} CPU s)   target >= 100,000 per core")
-        print(f"  {'':17}  bare SQLite insert of the same rows: {bare:>9,.0f} rows/s   ratio {per_core / bare:.2f}x")
-        print(f"  {'':17}  SQLite alone writing the store's rows (evidence, readings, intervals, rollups): "
-              f"{floor:>9,.0f} readings per CPU second   ratio {per_core / floor:.2f}x")
-    count, _, _, sizes, _, _ = results[1000]
+    for shape in (STRESS, DRAIN):
+        print(f"watchdog ingest, {shape.title} ({IN_FLIGHT} requests in flight), WAL + synchronous=FULL, "
+              "acknowledged after commit:")
+        for batch_size in (100, 1000):
+            count, seconds, cpu, sizes, bare, floor = results[shape, batch_size]
+            per_core = count / cpu
+            print(f"  batches of {batch_size:>5}: {count / seconds:>9,.0f} readings/s wall, {per_core:>9,.0f} per CPU "
+                  f"second of the watchdog ({count:,} readings, {cpu:.1f} CPU s)   target >= 100,000 per core")
+            print(f"  {'':17}  bare SQLite insert of the same rows: {bare:>9,.0f} rows/s   ratio {per_core / bare:.2f}x")
+            print(f"  {'':17}  SQLite alone writing the store's rows (evidence, readings, intervals, rollups): "
+                  f"{floor:>9,.0f} readings per CPU second   ratio {per_core / floor:.2f}x")
+    count, _, _, sizes, _, _ = results[STRESS, 1000]
     total = sum(sizes.values())
     parts = ", ".join(f"{name} {size / count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])
                       if size / count >= 1)
@@ -283,11 +306,10 @@ async def main() -> None:
     raw = 31 * 24 * 60 * total / count
     print(f"  (raw readings and evidence of a check-month: {raw / 1024:,.0f} KiB, kept 35 days; intervals and rollups "
           "are what years of history cost)")
-    for batch_size, (stored, _, cpu, _, bare, floor) in results.items():
-        print(result(f"ingest readings per CPU-s, batches of {batch_size:,}", stored / cpu, "readings/s", ">= 100000",
-                     "bare SQLite", bare))
-        print(result(f"ingest readings per CPU-s, batches of {batch_size:,}", stored / cpu, "readings/s", ">= 100000",
-                     "SQLite alone, the store's rows", floor))
+    for (shape, batch_size), (stored, _, cpu, _, bare, floor) in results.items():
+        figure = f"ingest readings per CPU-s, {shape.name}batches of {batch_size:,}"
+        print(result(figure, stored / cpu, "readings/s", ">= 100000", "bare SQLite", bare))
+        print(result(figure, stored / cpu, "readings/s", ">= 100000", "SQLite alone, the store's rows", floor))
     print(result("ingest DB bytes per reading", total / count, "B"))
     print(result("history per check-month (intervals + rollups)",
                  (month["intervals_bytes"] + month["rollups_bytes"]) / 1024, "KiB"))
