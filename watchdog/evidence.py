@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from slawatch.agent.protocol import VERSION, Refused, canonical_json, signed_message
+from slawatch.agent.protocol import INGEST_PATH, MANIFEST_PATH, VERSION, Refused, canonical_json, signed_message
 from slawatch.collectors.reading import Reading, parse_ts
 
 from .ingest import rows, ts_ms
@@ -47,15 +47,23 @@ class Verified:
 KeyLines = Mapping[str, Sequence[str]]  # agent -> its public key lines, current first, then previous_keys
 
 
+KINDS = {INGEST_PATH: "readings", MANIFEST_PATH: "manifest"}  # a signed batch's kind, by its signed path
+
+
 def verify_chain(reader: Reader, keys: KeyLines) -> Verified:
     """Recompute every hash and signature in chain order, and compare every stored reading with the
-    signed body it came in. Signatures are checked only with keys watchdog.toml lists (never with
-    one the database itself holds)."""
+    signed body it came in: each batch's stored readings must be its body's, and each reading of a
+    body must be stored (under it, or under an earlier batch that brought the same seq) unless
+    retention deleted it; no stored reading may be outside every batch. Signatures are checked only
+    with keys watchdog.toml lists (the database says which of them, and it must be one of them)."""
     result = Verified()
     previous = GENESIS
     parsed = {agent: {_raw(line): line for line in lines} for agent, lines in keys.items()}
+    held = reader.readings_per_batch()
+    purged = reader.readings_purged_before()
     for row in reader.evidence():
-        problem = _problem(row, previous, parsed) or _readings_problem(reader, row, result)
+        problem = (_problem(row, previous, parsed)
+                   or _readings_problem(reader, row, result, held.pop(row.id, 0), purged))
         if problem:
             result.finding = Finding(row.id, row.agent, row.batch, problem)
             return result
@@ -64,6 +72,10 @@ def verify_chain(reader: Reader, keys: KeyLines) -> Verified:
             result.imported += 1
         else:
             result.signed += 1
+    if held:  # readings naming a batch the chain does not hold
+        evidence_id = min(held)
+        result.finding = Finding(evidence_id, "", "", f"the store holds {sum(held.values())} readings under batches "
+                                 f"the chain does not hold (first: evidence #{evidence_id}): they were added or moved")
     return result
 
 
@@ -80,45 +92,53 @@ def _problem(row: EvidenceRow, previous: bytes, keys: Mapping[str, Mapping[bytes
         return None if row.signature is None else "an import carries a signature"
     if row.signature is None:
         return "a received batch without a signature"
+    if row.kind != KINDS.get(row.path):
+        return f"its kind ({row.kind}) is not the one of the path its agent signed ({row.path})"
     listed = keys.get(row.agent)
     if listed is None:
         return "its agent is not in watchdog.toml: list it (keys and all) for as long as its evidence is kept"
-    candidates = [row.public_key] if row.public_key in listed else list(listed)
-    message = signed_message(row.agent, row.batch, row.sent, row.path, row.body)
-    for raw in candidates:
-        if raw is None:
-            continue
-        try:
-            Ed25519PublicKey.from_public_bytes(raw).verify(row.signature, message)
-        except InvalidSignature:
-            continue
-        return None
-    if row.public_key is not None and row.public_key not in listed:
+    if row.public_key is None or row.public_key not in listed:
         return ("it was signed with a key watchdog.toml does not list for this agent "
                 "(after a key change, keep the old key in previous_keys)")
-    return "its signature does not verify with the agent's public key"
+    try:
+        Ed25519PublicKey.from_public_bytes(row.public_key).verify(
+            row.signature, signed_message(row.agent, row.batch, row.sent, row.path, row.body))
+    except InvalidSignature:
+        return "its signature does not verify with the agent's public key"
+    return None
 
 
-def _readings_problem(reader: Reader, row: EvidenceRow, result: Verified) -> str | None:
-    """The stored readings of this batch must be the ones in its signed body, unaltered."""
+def _readings_problem(reader: Reader, row: EvidenceRow, result: Verified, held: int,
+                      purged: int | None) -> str | None:
+    """The stored readings of this batch (`held` of them) must be the ones in its signed body,
+    unaltered, and each reading of its body must be stored unless retention deleted it."""
     if row.kind == "manifest":
-        return None
+        return None if held == 0 else f"the store holds {held} readings under a manifest"
     try:
         signed = {item["seq"]: item for item in json.loads(row.body)["readings"]}
     except (ValueError, KeyError, TypeError):
         return "its body holds no readings array"
-    if not signed:
-        return None
-    for seq, check, ts, status, interval_s, latency_ms, error in reader.readings_of(
-            row.agent, min(signed), max(signed), row.id):
-        item = signed.get(seq)
-        if item is None:
-            return f"the store holds seq {seq} under it, which its body does not"
-        if (check, ts, status, interval_s, latency_ms, error) != (
-                item["check"], ts_ms(parse_ts(item["ts"])), item["status"], float(item["interval_s"]),
-                None if item.get("latency_ms") is None else float(item["latency_ms"]), item.get("error")):
-            return f"the stored reading seq {seq} differs from the one its agent sent (the store was edited)"
-        result.readings += 1
+    compared = set()
+    if signed:
+        for seq, check, ts, status, interval_s, latency_ms, error in reader.readings_of(
+                row.agent, min(signed), max(signed), row.id):
+            item = signed.get(seq)
+            if item is None:
+                return f"the store holds seq {seq} under it, which its body does not"
+            if (check, ts, status, interval_s, latency_ms, error) != (
+                    item["check"], ts_ms(parse_ts(item["ts"])), item["status"], float(item["interval_s"]),
+                    None if item.get("latency_ms") is None else float(item["latency_ms"]), item.get("error")):
+                return f"the stored reading seq {seq} differs from the one its agent sent (the store was edited)"
+            compared.add(seq)
+    if held != len(compared):
+        return f"the store holds {held - len(compared)} readings under it outside its body's seqs"
+    result.readings += len(compared)
+    # The body's other readings came before, under another batch (a resend), or retention deleted them.
+    kept = [seq for seq, item in signed.items() if seq not in compared
+            and (purged is None or ts_ms(parse_ts(item["ts"])) >= purged)]
+    missing = sorted(set(kept) - reader.stored_seqs(row.agent, kept)) if kept else []
+    if missing:
+        return f"seq {missing[0]} of its body is not stored ({len(missing)} readings deleted from the store)"
     return None
 
 
@@ -131,8 +151,11 @@ def export(reader: Reader, keys: KeyLines, start: int, end: int, folder: Path) -
     count = 0
     first_previous: bytes | None = None
     used: set[str] = set()
+    # The chain from the first batch received in [start, end) to the last, whole: receive times come
+    # from the watchdog's clock, which may have stepped back in between.
+    chosen = [row.id for row in reader.evidence(start, end)]
     with (folder / "batches.jsonl").open("w", encoding="utf-8") as out:
-        for row in reader.evidence(start, end):
+        for row in (reader.evidence(first_id=chosen[0], last_id=chosen[-1]) if chosen else ()):
             if first_previous is None:
                 first_previous = reader.previous_hash(row.id)
             key_line = None
@@ -224,7 +247,6 @@ class Scan:
 
     good: int = 0
     bad: list[BadLine] = field(default_factory=list)
-    digest: str = ""
 
 
 def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tuple[int, tuple[Reading, Row] | BadLine]]:
@@ -264,7 +286,7 @@ def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tupl
 
 def scan_jsonl(path: Path, agents: Collection[str], latest_ms: int) -> Scan:
     """First pass: count the good lines and name the bad ones (nothing is kept in memory)."""
-    scan = Scan(digest=hashlib.sha256(path.read_bytes()).hexdigest()[:16])
+    scan = Scan()
     for _, item in _lines(path, agents, latest_ms):
         if isinstance(item, BadLine):
             scan.bad.append(item)
@@ -278,14 +300,13 @@ def import_readings(store: Store, path: Path, scan: Scan, agents: Collection[str
     """Second pass: store the good lines through the ingest path, one evidence record per agent
     and 1,000 readings, marked as imported, all in one transaction (a failure imports nothing);
     (stored, already present)."""
-    results = store.store_atomically(_groups(path, scan.digest, agents, latest_ms))
+    results = store.store_atomically(_groups(path, agents, latest_ms))
     stored = sum(0 if r.resend else r.ack["stored"] for r, _ in results)
     duplicates = sum(count if r.resend else r.ack["duplicates"] + r.ack["reused_seqs"] for r, count in results)
     return stored, duplicates
 
 
-def _groups(path: Path, digest: str, agents: Collection[str],
-            latest_ms: int) -> Iterator[list[tuple[Incoming, int]]]:
+def _groups(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[list[tuple[Incoming, int]]]:
     """Evidence records of up to 1,000 readings of one agent, IMPORT_GROUP at a time."""
     pending: dict[str, list[tuple[int, Reading, Row]]] = {}
     group: list[tuple[Incoming, int]] = []
@@ -296,19 +317,22 @@ def _groups(path: Path, digest: str, agents: Collection[str],
         chunk = pending.setdefault(reading.agent, [])
         chunk.append((number, reading, row))
         if len(chunk) == IMPORT_BATCH:
-            group.append(_record(path, digest, reading.agent, pending.pop(reading.agent)))
+            group.append(_record(path, reading.agent, pending.pop(reading.agent)))
             if len(group) == IMPORT_GROUP:
                 yield group
                 group = []
-    group += [_record(path, digest, agent, chunk) for agent, chunk in pending.items()]
+    group += [_record(path, agent, chunk) for agent, chunk in pending.items()]
     if group:
         yield group
 
 
-def _record(path: Path, digest: str, agent: str, chunk: list[tuple[int, Reading, Row]]) -> tuple[Incoming, int]:
+def _record(path: Path, agent: str, chunk: list[tuple[int, Reading, Row]]) -> tuple[Incoming, int]:
     body = canonical_json({"agent": agent, "readings": [reading.to_json() for _, reading, _ in chunk],
                            "dropped": [], "file": path.name, "lines": [chunk[0][0], chunk[-1][0]]})
-    incoming = Incoming(agent=agent, batch=f"import-{digest}-{chunk[0][0]}", kind="import", path=f"import:{path.name}",
+    # Named by its body: importing the same lines again is a resend; other lines (a renamed copy, a
+    # line --skip-bad left out that is good now) are another record, whose known seqs count once.
+    incoming = Incoming(agent=agent, batch=f"import-{hashlib.sha256(body).hexdigest()[:32]}", kind="import",
+                        path=f"import:{path.name}",
                         sent=_iso(now_ms()), body=body, signature=None, public_key=None,
                         rows=[row for _, _, row in chunk])
     return incoming, len(chunk)

@@ -1138,6 +1138,23 @@ class Reader:
             "WHERE a.name = ? AND r.seq BETWEEN ? AND ? AND r.evidence_id = ? ORDER BY r.seq",
             (agent, first, last, evidence_id)).fetchall()
 
+    def readings_per_batch(self) -> dict[int, int]:
+        """How many stored readings each evidence id holds (every stored reading names one)."""
+        return dict(self.conn.execute("SELECT evidence_id, COUNT(*) FROM readings GROUP BY evidence_id"))
+
+    def stored_seqs(self, agent: str, seqs: Sequence[int]) -> set[int]:
+        """Which of these seqs of the agent are stored, under whichever batch."""
+        found: set[int] = set()
+        for part in (seqs[i:i + 500] for i in range(0, len(seqs), 500)):
+            found.update(seq for (seq,) in self.conn.execute(
+                f"SELECT r.seq FROM readings r JOIN agents a ON a.id = r.agent_id WHERE a.name = ? "
+                f"AND r.seq IN ({', '.join('?' * len(part))})", (agent, *part)))
+        return found
+
+    def readings_purged_before(self) -> int | None:
+        """Raw readings taken before this instant may have been deleted (retention)."""
+        return self._meta_int("readings_purged_before")
+
     def _metrics_of(self, evidence_id: int) -> dict[int, Any]:
         body = self.conn.execute("SELECT body FROM evidence WHERE id = ?", (evidence_id,)).fetchone()[0]
         return {item["seq"]: item.get("metrics") for item in json.loads(zlib.decompress(body))["readings"]}
@@ -1306,13 +1323,16 @@ class Reader:
             "SELECT d.first_seq, d.last_seq FROM dropped d JOIN agents a ON a.id = d.agent_id WHERE a.name = ? "
             "ORDER BY d.first_seq", (agent,))]
 
-    def evidence(self, start: int | None = None, end: int | None = None) -> Iterator[EvidenceRow]:
-        """Stored batches in chain order; `start`/`end` bound their receive time."""
+    def evidence(self, start: int | None = None, end: int | None = None, first_id: int | None = None,
+                 last_id: int | None = None) -> Iterator[EvidenceRow]:
+        """Stored batches in chain order; `start`/`end` bound their receive time, `first_id`/`last_id`
+        their position in the chain."""
         rows = self.conn.execute(
             "SELECT e.id, a.name, e.batch, e.kind, e.path, e.sent, e.received_at, e.body, e.body_sha256, "
             "e.signature, e.public_key, e.hash FROM evidence e JOIN agents a ON a.id = e.agent_id "
-            "WHERE e.received_at >= ? AND e.received_at < ? ORDER BY e.id",
-            (start if start is not None else -2**62, end if end is not None else 2**62))
+            "WHERE e.received_at >= ? AND e.received_at < ? AND e.id >= ? AND e.id <= ? ORDER BY e.id",
+            (start if start is not None else -2**62, end if end is not None else 2**62,
+             first_id if first_id is not None else -2**62, last_id if last_id is not None else 2**62))
         for row in rows:
             yield EvidenceRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], zlib.decompress(row[7]),
                               bytes(row[8]), None if row[9] is None else bytes(row[9]),
