@@ -168,3 +168,22 @@ def test_the_first_freeze_stands(tmp_path: Path) -> None:
         frozen = reader.frozen("c", "2026-10")
         assert frozen is not None and frozen.figures == {"a": 1} and frozen.evidence_id == 5
         assert reader.frozen("c", "2026-11") is None
+
+
+def test_a_history_purge_keeps_merged_rows_that_reach_past_its_cutoff(tmp_path: Path) -> None:
+    """History retention deletes what ends by its cutoff: a month, day, hour or bucket that reaches
+    past it still answers for the kept time after it (plan_latency reads them as merged)."""
+    path = tmp_path / "w.db"
+    store = Store(path)
+    rows = month_rows(1, DAY0, 37 * 1440, seed=3)  # 28 Sep .. 4 Nov, every 2 minutes
+    store.store([incoming(rows, kind="import")])
+    store.compact(OCTOBER + 32 * DAY_MS)  # October gets its monthly row
+    spans = [(OCTOBER + DAY_MS, OCTOBER + 31 * DAY_MS), (OCTOBER + 5 * 60_000, OCTOBER + 3 * 3600_000)]
+    want = raw_histogram([r for r in rows if r.check == "web"], spans)
+    store.purge(readings_before=OCTOBER + 1, history_before=OCTOBER + 1)  # 1 ms into October
+    store.close()
+    with Reader(path) as reader:
+        assert reader.latency_in(["web"], spans).histogram == want
+        kept = reader.conn.execute("SELECT MIN(month) FROM monthly_rollups").fetchone()[0]
+        gone = reader.conn.execute("SELECT COUNT(*) FROM daily_rollups WHERE day < ?", (OCTOBER,)).fetchone()[0]
+    assert (kept, gone) == (OCTOBER, 0)

@@ -405,10 +405,17 @@ def _readings_of(envelope: Envelope, body: bytes, latest: int) -> tuple[list[Row
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise Refused(413, f"body of {request.content_length} bytes is over the limit of {limit}", "too-large")
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":  # the signature is over the bytes as sent; agents never compress them
+        raise Refused(415, f"Content-Encoding {encoding[:32]!r} is not accepted: send the body as signed",
+                      "unsupported-encoding")
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk = await request.content.read(65536)
+        try:
+            chunk = await request.content.read(65536)
+        except web.RequestPayloadError as exc:
+            raise Refused(400, f"the body could not be read ({exc})", "bad-body") from None
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)

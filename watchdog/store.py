@@ -1018,16 +1018,21 @@ class Store:
             # late readings before it must leave intervals alone. It never moves back.
             purged = self._meta_int("readings_purged_before")
             self._set_meta("readings_purged_before", readings_before if purged is None else max(purged, readings_before))
+            # History goes by what it covers: a run, a bucket, an hour, a day or a month that ends by the
+            # cutoff (one that reaches past it still answers for the time after it).
+            ends = [("intervals", "end", history_before), ("rollups", "bucket", history_before - history_before % BUCKET_MS),
+                    ("hourly_rollups", "hour", history_before - history_before % HOUR_MS),
+                    ("daily_rollups", "day", history_before - history_before % DAY_MS),
+                    ("stale_days", "day", history_before - history_before % DAY_MS),
+                    ("monthly_rollups", "month", month_start(history_before))]
             for (series_id,) in self.conn.execute("SELECT id FROM series").fetchall():
                 deleted += self.conn.execute(
                     "DELETE FROM readings WHERE series_id = ? AND ts < ? AND seq IN (SELECT seq FROM readings "
                     "WHERE series_id = ? AND ts < ? LIMIT ?)",
                     (series_id, readings_before, series_id, readings_before, limit)).rowcount
-                for table, column in (("intervals", "end"), ("rollups", "bucket"), ("hourly_rollups", "hour"),
-                                      ("daily_rollups", "day"),
-                                      ("monthly_rollups", "month"), ("stale_days", "day")):
+                for table, column, before in ends:
                     deleted += self.conn.execute(f"DELETE FROM {table} WHERE series_id = ? AND {column} < ?",
-                                                 (series_id, history_before)).rowcount
+                                                 (series_id, before)).rowcount
                 if deleted >= limit:
                     break
         with self._transaction():  # delivered alerts past history retention (pending and dead ones stay)

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,24 +105,37 @@ class Writer:
 
     def _commit(self, group: list[tuple[Incoming, _Waiter]]) -> None:
         answers: list[tuple[_Waiter, Stored | BaseException]] = []
+        kept: list[tuple[Incoming, _Waiter]] = []
+        twins: list[_Twin] = []  # refused bodies under the batch id of one earlier in the group
         try:
-            group = [item for item in group if self._parsed(*item, answers)]
-            if not group:
+            for batch, waiter in group:
+                if self._parsed(batch, waiter, answers, kept, twins):
+                    kept.append((batch, waiter))
+            if not kept:
                 return
             try:
-                results = self.store.store([batch for batch, _ in group])
+                results = self.store.store([batch for batch, _ in kept])
             except Exception as exc:  # the whole transaction failed: nothing of the group is stored
-                log.exception("event=store-commit-failed batches=%d", len(group))
-                answers += [(waiter, exc) for _, waiter in group]
+                log.exception("event=store-commit-failed batches=%d", len(kept))
+                answers += [(waiter, exc) for _, waiter in kept]
+                answers += [(twin.waiter, exc) for twin in twins]
                 return
             self.groups += 1
-            answers += [(waiter, result) for (_, waiter), result in zip(group, results)]
+            answers += [(waiter, result) for (_, waiter), result in zip(kept, results)]
+            for twin in twins:  # as if sent after the original: its acknowledgement, or a conflict
+                original = results[twin.index]
+                if isinstance(original, Stored):
+                    answers.append((twin.waiter, Stored(original.ack, resend=True) if twin.same_body else
+                                    Conflict(f"batch {kept[twin.index][0].batch} was already stored with another body")))
+                else:
+                    answers.append((twin.waiter, original if isinstance(original, Conflict) else twin.refused))
         finally:
             _answer(answers)
 
-    def _parsed(self, batch: Incoming, waiter: _Waiter,
-                answers: list[tuple[_Waiter, Stored | BaseException]]) -> bool:
-        """Parse a batch that came as a body; a refused one is answered (in `answers`) and left out."""
+    def _parsed(self, batch: Incoming, waiter: _Waiter, answers: list[tuple[_Waiter, Stored | BaseException]],
+                kept: list[tuple[Incoming, _Waiter]], twins: list[_Twin]) -> bool:
+        """Parse a batch that came as a body; a refused one is answered (in `answers`, or in `twins`
+        when its batch id is `kept` earlier in the group) and left out."""
         if batch.parse is None:
             return True
         try:
@@ -130,15 +144,21 @@ class Writer:
             if not isinstance(exc, Refused):  # a body our parser chokes on is still the sender's problem
                 log.exception("event=parse-failed agent=%s batch=%s", batch.agent, batch.batch)
                 exc = Refused(422, f"the body could not be read as readings ({type(exc).__name__})")
-            outcome: Stored | BaseException = exc
+            # A resend of a stored batch gets its acknowledgement, whatever its body would be refused
+            # for now: readings taken "after" a send time that a clock set back since signed anew. Its
+            # original may be stored already, or about to be, in this group.
+            earlier = next((i for i, (other, _) in enumerate(kept)
+                            if (other.agent, other.batch) == (batch.agent, batch.batch)), None)
+            if earlier is not None:
+                twins.append(_Twin(waiter, earlier, kept[earlier][0].body_sha256 == batch.body_sha256, exc))
+                return False
             stored = self.store.stored_batch(batch.agent, batch.batch)
-            if stored is not None and stored.body_sha256 != batch.body_sha256:  # a conflict, valid or not
-                outcome = Conflict(f"batch {batch.batch} was already stored with another body")
-            elif stored is not None:
-                # A resend of a stored batch gets its acknowledgement, whatever its body would be refused
-                # for now: readings taken "after" a send time that a clock set back since signed anew.
-                outcome = stored.answer
-            answers.append((waiter, outcome))
+            if stored is None:
+                answers.append((waiter, exc))
+            elif stored.body_sha256 != batch.body_sha256:  # a conflict, valid or not
+                answers.append((waiter, Conflict(f"batch {batch.batch} was already stored with another body")))
+            else:
+                answers.append((waiter, stored.answer))
             return False
         batch.parse = None
         return True
@@ -157,6 +177,17 @@ def _claim(item: tuple[Any, concurrent.futures.Future[Any]]) -> tuple[Any, concu
     """Mark the item's future running (so it can no longer be cancelled); None if it already was."""
     work, future = item
     return work, future if future.set_running_or_notify_cancel() else None
+
+
+@dataclass(frozen=True)
+class _Twin:
+    """A refused body under the batch id of one kept earlier in the group (`index`): it is answered
+    after the group as if sent after that one."""
+
+    waiter: _Waiter
+    index: int
+    same_body: bool
+    refused: BaseException
 
 
 class _Waiter:
