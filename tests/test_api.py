@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from slawatch.agent.protocol import INGEST_PATH, MANIFEST_PATH, batch_body, canonical_json
+from slawatch.agent.protocol import INGEST_PATH, MANIFEST_PATH, batch_body, canonical_json, new_batch_id, sign
 from slawatch.config import load_watchdog
 from slawatch.config.keys import public_key_line
 from slawatch.watchdog.api import OPENAPI, openapi_document
@@ -102,6 +102,11 @@ def _signed(served: Served, path: str, body: bytes, *, agent: str = AGENT, key: 
     return client.send(body=body, path=path, batch=batch)
 
 
+def _compressed(served: Served, path: str, body: bytes) -> Any:
+    headers = sign(Client.key, AGENT, new_batch_id(), path, body) | {"Content-Encoding": "gzip"}
+    return served.client.post(path, body, headers)
+
+
 def _manifest(version: str) -> bytes:
     return canonical_json({"agent": AGENT, "version": version, "canaries": [], "checks": [
         {"id": c, "type": "tcp", "interval_s": 3600, "timeout_s": 5, "target": f"{c}.example:443"}
@@ -138,6 +143,7 @@ def _agent_requests(path: str) -> dict[str, Callable[[Served], Any]]:
         "403": lambda s: _signed(s, path, good, agent="stranger", key=stranger),
         "409": lambda s: _conflict(s, path, good, other),
         "413": lambda s: _signed(s, path, b" " * 9000 + good),
+        "415": lambda s: _compressed(s, path, good),
         "422": lambda s: _signed(s, path, bad),
         "429": lambda s: _flooded(s, path),
     }
