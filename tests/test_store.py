@@ -21,6 +21,7 @@ from slawatch.watchdog.intervals import DOWN, UNKNOWN, UP, Run, clip, hold_ms
 from slawatch.watchdog.store import (
     BUCKET_MS,
     GENESIS,
+    MIGRATIONS,
     SELF_CHECK,
     Conflict,
     Incoming,
@@ -570,8 +571,9 @@ def test_a_write_landing_right_after_our_commit_is_noticed(store: Store, db: Pat
 # --- migrations ---------------------------------------------------------------------------------
 
 def test_migrate_records_what_it_applied_and_applies_it_once(db: Path) -> None:
-    names = ["0001-initial", "0002-frozen-reports", "0003-daily-rollups", "0004-alerting", "0005-hourly-rollups",
-             "0006-hours-of-days-compacted-before-0005"]
+    names = [name for name, _ in MIGRATIONS]
+    assert names[:5] == ["0001-initial", "0002-frozen-reports", "0003-daily-rollups", "0004-alerting",
+                         "0005-hourly-rollups"] and names == sorted(names)
     assert migrate(db) == names
     assert migrate(db) == []
     with sqlite3.connect(db) as conn:
@@ -587,8 +589,7 @@ def test_a_database_of_the_first_schema_is_upgraded_with_its_data(db: Path, monk
     old.store([incoming([row(i + 1, i * 30 * S, latency_ms=20.0) for i in range(10)])])
     old.close()
     monkeypatch.undo()
-    assert migrate(db) == ["0002-frozen-reports", "0003-daily-rollups", "0004-alerting", "0005-hourly-rollups",
-                           "0006-hours-of-days-compacted-before-0005"]
+    assert migrate(db) == [name for name, _ in store_module.MIGRATIONS[1:]]
     upgraded = Store(db)
     assert upgraded.compact(T0 + 86_400_000) == 1 and upgraded.freeze("c", "2026-09", "1", 1, "00", "{}")
     upgraded.close()
@@ -639,3 +640,53 @@ def test_an_import_does_not_make_an_agent_look_alive(store: Store, db: Path) -> 
     assert (historic.last_seen, historic.last_seq) == (None, None)
     with Reader(db) as reader:
         assert reader.count("readings") == 4  # the imported readings are stored all the same
+
+
+# --- dropped ranges: their time is unknown ------------------------------------------------------
+
+def _two_checks(path: Path, batches: Sequence[Incoming]) -> dict[str, list[tuple[int, int, str]]]:
+    store = Store(path)
+    for batch in batches:
+        stored(store, batch)
+    store.close()
+    return {check: [(s - T0, e - T0, status) for s, e, status in clip(intervals(path, check=check), T0, T0 + 2 * MINUTE)]
+            for check in ("a", "b")}
+
+
+A1, B2, A4, B5 = (row(1, 0, check="a"), row(2, 10 * S, check="b"), row(4, 30 * S, check="a"),
+                  row(5, 40 * S, check="b"))
+
+
+def test_a_dropped_range_makes_each_check_unknown_from_the_reading_before_it_until_its_next(tmp_path: Path) -> None:
+    """Seq 3 was dropped: taken after seq 2 (b at 10 s), of a check nobody knows. From 10 s no earlier
+    reading holds: a (up since 0 s, holding 45 s) is unknown until its next reading at 30 s; b's own
+    reading at 10 s holds as usual."""
+    told = _two_checks(tmp_path / "told.db", [incoming([A1, B2]), incoming([A4, B5], dropped=[(3, 3)])])
+    assert told == {"a": [(0, 10 * S, UP), (10 * S, 30 * S, UNKNOWN), (30 * S, 75 * S, UP), (75 * S, 120 * S, UNKNOWN)],
+                    "b": [(0, 10 * S, UNKNOWN), (10 * S, 85 * S, UP), (85 * S, 120 * S, UNKNOWN)]}
+    untold = _two_checks(tmp_path / "untold.db", [incoming([A1, B2]), incoming([A4, B5])])
+    assert untold["a"] == [(0, 75 * S, UP), (75 * S, 120 * S, UNKNOWN)] and untold["b"] == told["b"]
+    with Reader(tmp_path / "told.db") as reader:
+        assert reader.dropped(AGENT) == [(3, 3)]
+
+
+def test_a_dropped_range_cuts_the_same_however_its_readings_arrive(tmp_path: Path) -> None:
+    """In one batch with the readings around it, or before a late reading that makes the store fold
+    the check again from its raw readings (the cut is kept with the range and replayed)."""
+    want = _two_checks(tmp_path / "one.db", [incoming([A1, B2, A4, B5], dropped=[(3, 3)])])
+    assert want == _two_checks(tmp_path / "told.db", [incoming([A1, B2]), incoming([A4, B5], dropped=[(3, 3)])])
+    late = row(6, 20 * S, check="a")  # a reading of a at 20 s, recorded after the drop, arriving late
+    again = _two_checks(tmp_path / "late.db", [incoming([A1, B2]), incoming([A4, B5], dropped=[(3, 3)]),
+                                               incoming([late])])
+    assert again["a"] == [(0, 10 * S, UP), (10 * S, 20 * S, UNKNOWN), (20 * S, 75 * S, UP),
+                          (75 * S, 120 * S, UNKNOWN)]
+    assert again == _two_checks(tmp_path / "all.db", [incoming([A1, B2, late, A4, B5], dropped=[(3, 3)])])
+
+
+def test_a_dropped_range_reported_again_or_with_nothing_before_it_cuts_nothing_more(tmp_path: Path) -> None:
+    once = _two_checks(tmp_path / "once.db", [incoming([A1, B2]), incoming([A4, B5], dropped=[(3, 3)])])
+    twice = _two_checks(tmp_path / "twice.db", [incoming([A1, B2]), incoming([A4, B5], dropped=[(3, 3)]),
+                                                incoming([], dropped=[(3, 3)])])
+    assert twice == once
+    first = _two_checks(tmp_path / "first.db", [incoming([A4, B5], dropped=[(1, 3)])])  # nothing known before it
+    assert first == _two_checks(tmp_path / "plain.db", [incoming([A4, B5])])

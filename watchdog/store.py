@@ -206,6 +206,11 @@ SELECT d.series_id, d.day FROM daily_rollups d
 WHERE NOT EXISTS (SELECT 1 FROM hourly_rollups h WHERE h.series_id = d.series_id AND h.hour >= d.day
                   AND h.hour < d.day + 86400000);
 """),
+    ("0007-dropped-cut", """
+-- Where a dropped range cuts its agent's coverage: the time of the reading recorded just before it
+-- (NULL: none was known; and for ranges stored before this migration, which cut nothing).
+ALTER TABLE dropped ADD COLUMN cut_at INTEGER;
+"""),
 ]
 
 
@@ -424,6 +429,12 @@ class _Writes:
         return b"".join(out)
 
 
+def _cut(at: int) -> Row:
+    """Where a dropped range cuts a check's coverage (see Store._store_dropped): an unknown reading
+    that holds for no time, before the readings of its instant (seq 0: theirs are 1 and up)."""
+    return Row(0, "", at, UNKNOWN, 0.0, None, {}, None)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -614,13 +625,31 @@ class Store:
             (evidence_id, agent_id, batch.batch, batch.kind, batch.path, batch.sent, batch.received_at,
              zlib.compress(batch.body, 1), batch.body_sha256, batch.signature, batch.public_key, digest,
              json.dumps(ack, separators=(",", ":"))))
-        if rows:
-            self._insert_readings(agent_id, evidence_id, rows, writes)
-        if batch.dropped:
-            conn.executemany("INSERT OR IGNORE INTO dropped VALUES (?, ?, ?, ?)",
-                             [(agent_id, first, last, evidence_id) for first, last in batch.dropped])
+        cuts = self._store_dropped(agent_id, evidence_id, batch.dropped, rows) if batch.dropped else []
+        if rows or cuts:
+            self._insert_readings(agent_id, evidence_id, rows, writes, cuts)
         self._update_agent(agent_id, batch, rows)
         return Stored(ack, resend=False), digest
+
+    def _store_dropped(self, agent_id: int, evidence_id: int, dropped: Sequence[tuple[int, int]],
+                       rows: Sequence[Row]) -> list[Row]:
+        """Keep the ranges of seqs the agent dropped, and return the cuts of the new ones. The readings
+        of a range were taken after the reading recorded just before it (seq first - 1), at times and
+        of checks nobody knows: from that reading's time, no earlier reading of the agent holds, and
+        each of its checks is unknown until its next reading (that reading, and any other of its
+        instant, holds as usual)."""
+        cuts = []
+        for first, last in dropped:
+            before = [(row.seq, row.ts) for row in rows if row.seq < first]
+            stored = self.conn.execute("SELECT seq, ts FROM readings WHERE agent_id = ? AND seq < ? ORDER BY seq DESC "
+                                       "LIMIT 1", (agent_id, first)).fetchone()
+            if stored is not None:
+                before.append(tuple(stored))
+            cut_at = max(before)[1] if before else None
+            if self.conn.execute("INSERT OR IGNORE INTO dropped VALUES (?, ?, ?, ?, ?)",
+                                 (agent_id, first, last, evidence_id, cut_at)).rowcount and cut_at is not None:
+                cuts.append(_cut(cut_at))
+        return cuts
 
     def stored_batch(self, agent: str, batch: str) -> StoredBatch | None:
         """The body SHA-256 and acknowledgement of a stored batch id, if any."""
@@ -649,7 +678,8 @@ class Store:
             log.warning("event=seq-reused agent_id=%d seqs=%d first=%d", agent_id, len(reused), reused[0])
         return [row for row in rows if row.seq not in known], len(reused)
 
-    def _insert_readings(self, agent_id: int, evidence_id: int, rows: list[Row], writes: _Writes) -> None:
+    def _insert_readings(self, agent_id: int, evidence_id: int, rows: list[Row], writes: _Writes,
+                         cuts: Sequence[Row] = ()) -> None:
         known = self._series
         while True:
             by_series: dict[int, list[Row]] = {}
@@ -702,6 +732,10 @@ class Store:
                     for sid in part:
                         newest.setdefault(sid, stored.get(sid, -1))
         self.conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        if cuts:  # every check of the agent is cut, those of this batch among its readings
+            for (series_id,) in self.conn.execute("SELECT id FROM series WHERE agent_id = ?", (agent_id,)).fetchall():
+                if self._tail(series_id) is not None or series_id in by_series:
+                    by_series.setdefault(series_id, []).extend(cuts)
         fold_into, roll_up = self._fold, self._roll_up
         for series_id, series_rows in by_series.items():
             if len(series_rows) > 1:
@@ -773,9 +807,11 @@ class Store:
         tail = self._last_run(series_id)
         if tail is not None and tail.end > anchor:
             tail.end, tail.last_ts = anchor, min(tail.last_ts, anchor)
-        replay = conn.execute("SELECT ts, status, interval_s FROM readings WHERE series_id = ? AND ts >= ? "
-                              "ORDER BY ts, seq", (series_id, anchor)).fetchall()
-        self._write_fold(series_id, tail, [(ts, status, hold_ms(interval)) for ts, status, interval in replay],
+        replay = conn.execute(
+            "SELECT ts, seq, status, interval_s FROM readings WHERE series_id = ? AND ts >= ? UNION ALL "
+            "SELECT d.cut_at, 0, 'unknown', 0.0 FROM dropped d JOIN series s ON s.agent_id = d.agent_id "
+            "WHERE s.id = ? AND d.cut_at >= ? ORDER BY 1, 2", (series_id, anchor, series_id, anchor)).fetchall()
+        self._write_fold(series_id, tail, [(ts, status, hold_ms(interval)) for ts, _, status, interval in replay],
                          writes)
 
     def _tail(self, series_id: int) -> Run | None:
