@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import ssl
@@ -67,6 +68,7 @@ class Shipper:
     _backoff: float = BACKOFF_START_S
     _down_logged: bool = False
     _manifest_due: float = 0.0
+    _reused: int = 0  # seqs the last acknowledgement said the watchdog held for other readings
 
     def __post_init__(self) -> None:
         self._tls: ssl.SSLContext | bool = True
@@ -115,6 +117,11 @@ class Shipper:
         status = await self._send(session, INGEST_PATH, batch.id, batch.body)
         if status == 200:
             await self._acknowledged(batch)
+            if self._reused:
+                # The spool went back (restored from a backup or a VM snapshot): the watchdog holds other
+                # readings under these seqs and kept those. These are lost; the next ones get new seqs.
+                log.error("event=seqs-reused batch=%s readings=%d action=reseed", batch.id, self._reused)
+                await self.spool.call(self.spool.spool.reseed)
         elif status == 409:
             log.error("event=batch-conflict batch=%s action=rebatch", batch.id)
             await self.spool.call(self.spool.spool.abandon, batch)
@@ -165,13 +172,22 @@ class Shipper:
         """POST one signed body; the HTTP status, or 0 when the watchdog could not be reached."""
         headers = sign(self.key, self.agent, batch, path, body) | {"Content-Type": "application/json"}
         try:
-            async with session.post(self.url + path, data=body, headers=headers, ssl=self._tls,
+            # A redirect is not followed: a login page answering 200 must not pass for an acknowledgement.
+            async with session.post(self.url + path, data=body, headers=headers, ssl=self._tls, allow_redirects=False,
                                     timeout=aiohttp.ClientTimeout(total=30)) as response:
                 text = (await response.read()).decode("utf-8", errors="replace")
                 status = response.status
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             self._failed(f"{type(exc).__name__}: {exc}")
             return 0
+        self._reused = 0
+        if status == 200:
+            answer = _acknowledgement(text, batch)
+            if answer is None:  # something else answered: not delivered
+                self._failed(f"HTTP 200 that is not the watchdog's acknowledgement of batch {batch}: {text[:300]}")
+                return 0
+            reused = answer.get("reused_seqs")
+            self._reused = reused if isinstance(reused, int) else 0
         if status != 200:
             self._failed(f"HTTP {status}: {text[:300]}")
         elif self._down_logged:
@@ -204,3 +220,12 @@ class Shipper:
     async def _sleep(self, seconds: float, stopping: asyncio.Event) -> None:
         """Sleep, but wake early when stopping."""
         await wait_event(stopping, seconds)
+
+
+def _acknowledgement(text: str, batch: str) -> dict[str, Any] | None:
+    """The watchdog's acknowledgement of `batch` (JSON naming it), or None when the answer is not one."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) and answer.get("batch") == batch else None

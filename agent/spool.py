@@ -121,20 +121,26 @@ class Spool:
         self._db.execute("PRAGMA journal_size_limit=1048576")
         self._db.executescript(SCHEMA)
         self._keep_reserve()
-        self._seed_seq()
+        self.reseed(only_new=True)
 
-    def _seed_seq(self) -> None:
-        """A new spool starts its seqs at epoch milliseconds × 1000, not at 1.
+    def reseed(self, only_new: bool = False) -> None:
+        """Move the next seq up to epoch milliseconds × 1000: a new spool starts there, not at 1.
 
-        The watchdog keeps (agent, seq) unique; if a spool file is lost and made anew, seqs
-        starting again at 1 would be thrown away there as resends. Starting from the clock keeps
-        every new spool ahead of any old one (that would take 1,000 readings a millisecond).
-        """
+        The watchdog keeps (agent, seq) unique: seqs used again would be thrown away there. A spool
+        file lost and made anew would number its readings with seqs already sent; from the clock,
+        it starts ahead of them (that would take 1,000 readings a millisecond). A spool put back
+        from a backup or a VM snapshot is only found out when the watchdog reports seqs it held for
+        other readings: then it is moved up too. (Otherwise seqs go on one by one across restarts,
+        so that a gap is always a loss.)"""
+        if only_new and self._db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'reading'").fetchone():
+            return
         with self._transaction():
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'reading'").fetchone()
+            seed = int(time.time() * 1000) * 1000
             if row is None:
-                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('reading', ?)",
-                                 (int(time.time() * 1000) * 1000,))
+                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('reading', ?)", (seed,))
+            elif row[0] < seed:
+                self._db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'reading'", (seed,))
 
     def close(self) -> None:
         self._db.close()
@@ -177,11 +183,11 @@ class Spool:
             return PendingBatch(row[0], row[1], count, row[2], row[3])
         self._drop_stamped_ahead(limit, now or dt.datetime.now(dt.timezone.utc))
         rows = self._db.execute("SELECT seq, body FROM reading ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        readings, rows = self._readable(rows)
         dropped = self._db.execute("SELECT first_seq, last_seq FROM dropped WHERE batch IS NULL "
                                    "ORDER BY first_seq").fetchall()
         if not rows and not dropped:
             return None
-        readings = [Reading.from_json(json.loads(body) | {"seq": seq}) for seq, body in rows]
         batch = PendingBatch(new_batch_id(), batch_body(self.agent, readings, dropped), len(rows),
                              rows[0][0] if rows else None, rows[-1][0] if rows else None)
         with self._transaction():
@@ -295,6 +301,34 @@ class Spool:
             log.error("event=spool-dropped first_seq=%d last_seq=%d count=%d ahead_s=%.0f reason=%r",
                       first, last, count, seconds, _stamped_ahead(seconds))
         return len(ahead)
+
+    def _readable(self, rows: list[tuple[int, str]]) -> tuple[list[Reading], list[tuple[int, str]]]:
+        """The readings of these spool rows, and the rows they came from. A row that cannot be read
+        back (damaged on disk, or holding what a reading may not) would stop every batch after it: it
+        is dropped, one range per run of such rows in seq order, and shipped as dropped."""
+        readings: list[Reading] = []
+        kept: list[tuple[int, str]] = []
+        damaged: list[tuple[int, int, str]] = []  # (first seq, last seq, why) of runs of unreadable rows
+        run_open = False  # the row before this one was unreadable too: one range
+        for seq, body in rows:
+            try:
+                readings.append(Reading.from_json(json.loads(body) | {"seq": seq}))
+            except (ValueError, TypeError, RecursionError) as exc:
+                if run_open:
+                    damaged[-1] = (damaged[-1][0], seq, damaged[-1][2])
+                else:
+                    damaged.append((seq, seq, f"unreadable in the spool ({type(exc).__name__}: {str(exc)[:200]})"))
+                run_open = True
+                continue
+            kept.append((seq, body))
+            run_open = False
+        if damaged:
+            with self._transaction():
+                for first, last, reason in damaged:
+                    self._drop_range(first, last, reason)
+            for first, last, reason in damaged:
+                log.error("event=spool-dropped first_seq=%d last_seq=%d reason=%r", first, last, reason)
+        return readings, kept
 
     def _drop_range(self, first: int, last: int, reason: str) -> None:
         """Delete readings first..last and record the range, to ship as dropped (in a transaction)."""

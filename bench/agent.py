@@ -28,7 +28,8 @@ from peers import cpu_seconds, free_port, http_target, result, start, stop, wait
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.snmp_peers import running_snmpd  # noqa: E402  (the tests' snmpd recipe, reused)
 
-from slawatch.agent.protocol import INGEST_PATH, MANIFEST_PATH, Refused, parse_batch, public_key_from_line, verify
+from slawatch.agent.protocol import (HEADER_BATCH, INGEST_PATH, MANIFEST_PATH, Refused, parse_batch,
+                                     public_key_from_line, verify)
 from slawatch.agent.shipper import Shipper, SpoolAccess
 from slawatch.agent.spool import Spool
 from slawatch.collectors.reading import Reading
@@ -51,15 +52,16 @@ class Receiver:
     async def ingest(self, request: web.Request) -> web.Response:
         body = await request.read()
         try:
-            batch = parse_batch(verify(request.headers, INGEST_PATH, body, self.keys), body)
+            envelope = verify(request.headers, INGEST_PATH, body, self.keys)
+            batch = parse_batch(envelope, body)
         except Refused as refused:
             return web.json_response({"error": refused.reason}, status=refused.status)
         self.readings += len(batch.readings)
         self.seqs.update(r.seq for r in batch.readings)
-        return web.json_response({"accepted": len(batch.readings)})
+        return web.json_response({"batch": envelope.batch, "accepted": len(batch.readings)})  # an acknowledgement
 
     async def manifest(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+        return web.json_response({"batch": request.headers.get(HEADER_BATCH, "")})
 
     async def serve(self) -> tuple[web.AppRunner, str]:
         app = web.Application(client_max_size=256 * 2**20)

@@ -60,12 +60,12 @@ class Receiver:
             return web.json_response({"error": "unavailable"}, status=self.fail_with)
         body = await request.read()
         try:
-            verify(request.headers, MANIFEST_PATH, body, self.keys)
+            envelope = verify(request.headers, MANIFEST_PATH, body, self.keys)
         except Refused as refused:
             return web.json_response({"error": refused.reason}, status=refused.status)
         import json
         self.manifests.append(json.loads(body))
-        return web.json_response({"ok": True})
+        return web.json_response({"batch": envelope.batch})
 
     def seqs(self, agent: str = "probe", check: str | None = None) -> list[int]:
         return sorted(seq for (a, seq), r in self.readings.items() if a == agent and (check is None or r.check == check))
