@@ -70,10 +70,11 @@ def test_an_outage_opens_once_repeats_per_party_and_recovers(contract: Any) -> N
     service = contract.services[0]
     state, events = alerting.decide_service(contract, service, live(DOWN), None, NOW)
     assert [e.kind for e in events] == ["outage"] and events[0].parties == ("client", "provider")
-    assert state == {"since": NOW - 5 * MINUTE, "repeats": {"client": 0, "provider": 0}}
+    assert state == {"since": NOW - 5 * MINUTE, "told": NOW, "repeats": {"client": 0, "provider": 0}}
     assert alerting.decide_service(contract, service, live(DOWN), state, NOW + MINUTE) == (state, [])
-    # an hour in: the provider's repeat (1 h) is due, the client's (4 h default) is not
-    state2, events = alerting.decide_service(contract, service, live(DOWN), state, NOW + 56 * MINUTE)
+    assert alerting.decide_service(contract, service, live(DOWN), state, NOW + 59 * MINUTE) == (state, [])
+    # an hour after the message: the provider's repeat (1 h) is due, the client's (4 h default) is not
+    state2, events = alerting.decide_service(contract, service, live(DOWN), state, NOW + 60 * MINUTE)
     assert [(e.kind, e.parties, e.facts["repeat"]) for e in events] == [("outage", ("provider",), 1)]
     assert state2 is not None and state2["repeats"] == {"client": 0, "provider": 1}
     # unknown, maintenance, outside business hours: neither repeat nor recovery
@@ -83,6 +84,18 @@ def test_an_outage_opens_once_repeats_per_party_and_recovers(contract: Any) -> N
                                              NOW + 91 * MINUTE)
     assert closed is None and [e.kind for e in events] == ["recovery"]
     assert events[0].facts["duration_ms"] == 95 * MINUTE
+
+
+def test_an_outage_learnt_late_repeats_a_repeat_after_its_message(contract: Any) -> None:
+    """Down for 5 hours before anyone could tell (the readings arrive late): the outage message goes
+    now, with its real start, and its repeats come every `repeat` after it, not at once."""
+    service = contract.services[0]
+    state, events = alerting.decide_service(contract, service, live(DOWN, since=NOW - 5 * HOUR), None, NOW)
+    assert [(e.kind, e.facts["since"]) for e in events] == [("outage", NOW - 5 * HOUR)]
+    assert alerting.decide_service(contract, service, live(DOWN, since=NOW - 5 * HOUR), state, NOW + 10_000) == (
+        state, [])
+    _, events = alerting.decide_service(contract, service, live(DOWN, since=NOW - 5 * HOUR), state, NOW + HOUR)
+    assert [(e.parties, e.facts["repeat"]) for e in events] == [(("provider",), 1)]
 
 
 def test_no_outage_is_raised_outside_counted_time(contract: Any) -> None:
@@ -134,11 +147,14 @@ def test_burn_rate_rules_fire_once_per_period_until_they_clear(contract: Any) ->
 
 def test_a_certificate_below_its_minimum_is_reported_once_until_renewed(contract: Any) -> None:
     stats = [("a", "web", {"tls.days_left": [4, 5, 5, 20], "tls.min_days": [4, 14, 14, 56]})]
-    changes, events = alerting.decide_tls(contract, stats, {})
+    changes, events = alerting.decide_tls(contract, stats, {}, NOW)
     assert [(e.kind, e.facts["days_left"], e.facts["min_days"]) for e in events] == [("tls-expiring", 5, 14)]
-    assert alerting.decide_tls(contract, stats, changes) == ({}, [])
+    assert alerting.decide_tls(contract, stats, changes, NOW + HOUR) == ({}, [])
     renewed = [("a", "web", {"tls.days_left": [4, 89, 89, 356], "tls.min_days": [4, 14, 14, 56]})]
-    assert alerting.decide_tls(contract, renewed, changes) == ({"tls|shop-2026|web": None}, [])
+    assert alerting.decide_tls(contract, renewed, changes, NOW + 2 * HOUR) == ({"tls|shop-2026|web": None}, [])
+    # the next certificate, months later, at the same days left: its own warning, not a duplicate key
+    _, again = alerting.decide_tls(contract, stats, {}, NOW + 90 * 24 * HOUR)
+    assert len(again) == 1 and again[0].key != events[0].key
 
 
 # --- end to end: readings in, webhooks out ----------------------------------------------------
@@ -441,3 +457,28 @@ def test_a_closed_period_sends_its_report_and_a_breach_for_each_missed_objective
     breach = next(m for m in capture.messages if m.event == "breach")
     assert breach.title == "[shop-2026] Objective missed: Web shop"
     assert "availability at least 99.9 %; measured 99.500 %" in breach.body
+
+
+def test_a_period_frozen_by_a_report_first_still_sends_its_report_once(tmp_path: Path) -> None:
+    """`slawatch-watchdog report` (or the API) froze last month before the daemon did: the daemon
+    still sends its report to both parties, once (the state saying so is written with the messages)."""
+    from slawatch.config import load_watchdog
+    from slawatch.watchdog.live import Alerting
+    from slawatch.watchdog.report import unreported
+    from slawatch.watchdog.writer import Writer
+
+    config = load_watchdog(write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9)}))
+    contract = config.contracts[0]
+    figures = {"period": "2026-08", "credit": 0.0, "currency": "EUR", "services": []}
+    writer = Writer(config.database)
+    try:
+        assert writer.store.freeze(contract.id, "2026-08", "1", 1, "00", json.dumps(figures))  # as a report does
+        assert unreported(contract, config.database, NOW) == figures
+        alerts = Alerting(lambda: config, writer.call, lambda: None, clock=lambda: NOW)
+        asyncio.run(alerts.period_closed(contract, figures, "<p>report</p>", "a,b\n"))
+        assert unreported(contract, config.database, NOW) is None
+        asyncio.run(alerts.period_closed(contract, figures, "<p>report</p>", "a,b\n"))  # again: nothing new
+    finally:
+        writer.close()
+    with Reader(config.database) as reader:
+        assert sorted(m.party for m in reader.outbox() if m.event == "report") == ["client", "provider"]

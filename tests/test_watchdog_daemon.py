@@ -16,6 +16,7 @@ import pytest
 
 from slawatch.agent.protocol import MANIFEST_PATH, canonical_json, new_batch_id
 from slawatch.watchdog.intervals import clip
+from slawatch.watchdog.server import LIVENESS_EVERY_S
 from slawatch.watchdog.store import Reader
 
 from .conftest import EXAMPLES, free_port
@@ -203,6 +204,14 @@ def test_silent_agent_and_blind_spots(tmp_path: Path) -> None:
         # the client hears of it by default (it is blind there); the provider does not
         assert [(m.party, m.title) for m in silent] == [("client", f"[slawatch] Agent {AGENT} is silent")]
         assert "The checks it runs for contract shop-2026 have no data from this vantage point" in silent[0].body
+        # a restart of the watchdog is not the agent coming back: it still sends nothing
+        stop(watchdog.process)
+        watchdog = start_daemon(config, port)
+        time.sleep(LIVENESS_EVERY_S + 1)
+        assert "event=agent-back" not in watchdog.log_text()
+        with Reader(tmp_path / "watchdog.db") as reader:
+            assert next(a for a in reader.agents() if a.name == AGENT).silent_since is not None
+            assert not [m for m in reader.outbox() if m.event == "agent-back"]
         seqs = iter(range(1, 1000))
 
         def back() -> bool:  # the agent reports again, as often as its manifest says

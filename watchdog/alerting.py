@@ -95,7 +95,7 @@ def decide_service(contract: Contract, service: Service, live: Live, state: dict
              "duration_ms": now - live.since}
     if state is None:
         if live.status == DOWN and live.eligible:
-            return ({"since": live.since, "repeats": {"client": 0, "provider": 0}},
+            return ({"since": live.since, "told": now, "repeats": {"client": 0, "provider": 0}},
                     [Event("outage", f"outage|{subject}|{live.since}", facts | {"repeat": 0})])
         return None, []
     since = int(state["since"])
@@ -109,13 +109,14 @@ def decide_service(contract: Contract, service: Service, live: Live, state: dict
         return state, []  # unknown, maintenance or outside business hours: neither repeat nor recover
     events: list[Event] = []
     repeats = dict(state["repeats"])
+    told = int(state.get("told", since))  # repeats count from the outage message, which may have come late
     for name, party in (("client", contract.client), ("provider", contract.provider)):
-        due = (now - since) // max(1, round(party.repeat * 1000))
+        due = (now - told) // max(1, round(party.repeat * 1000))
         if due > repeats.get(name, 0):
             repeats[name] = due
             events.append(Event("outage", f"outage|{subject}|{since}|repeat-{due}",
                                 facts | {"since": since, "repeat": due, "duration_ms": now - since}, parties=(name,)))
-    return ({"since": since, "repeats": repeats} if events else state), events
+    return (state | {"repeats": repeats} if events else state), events
 
 
 def decide_budget(contract: Contract, service: Service, live: Live, states: Mapping[str, Any], period: str,
@@ -158,8 +159,9 @@ def decide_breach(contract: Contract, service: Service, figures: sla.ServiceFigu
 
 
 def decide_tls(contract: Contract, stats: Sequence[tuple[str, str, dict[str, list[float | int]]]],
-               states: Mapping[str, Any]) -> tuple[dict[str, Any], list[Event]]:
-    """A certificate whose days left fell below the check's tls_min_days: once, until renewed."""
+               states: Mapping[str, Any], now: int) -> tuple[dict[str, Any], list[Event]]:
+    """A certificate whose days left fell below the check's tls_min_days: once, until renewed (the
+    next certificate's warning is another decision, even at the same days left: `now` tells)."""
     changes: dict[str, Any] = {}
     events: list[Event] = []
     by_check: dict[str, list[tuple[str, float, float]]] = {}
@@ -172,7 +174,7 @@ def decide_tls(contract: Contract, stats: Sequence[tuple[str, str, dict[str, lis
         minimum = max(limit for _, _, limit in seen)
         if low < minimum and key not in states:
             changes[key] = {"days_left": low}
-            events.append(Event("tls-expiring", f"{key}|{low}", {
+            events.append(Event("tls-expiring", f"{key}|{low}|{now}", {
                 "check": check, "days_left": low, "min_days": minimum,
                 "agents": sorted({a for a, days, _ in seen if days < minimum})}))
         elif low >= minimum and key in states:

@@ -28,7 +28,7 @@ from .intervals import DOWN, UP
 from .outbox import messages_for
 from .periods import period_at, to_local
 from .render import duration as duration_text
-from .report import iso
+from .report import iso, report_key
 from .store import Message, Reader, Store, now_ms
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class Alerting:
                 if periodic:
                     changes, events = alerting.decide_tls(
                         contract, reader.latest_stats(sorted({c for s in contract.services for c in s.checks})),
-                        states)
+                        states, now)
                     decisions.states.update(changes)
                     for event in events:
                         self._queue(config, contract, None, event, {}, decisions)
@@ -260,12 +260,13 @@ class Alerting:
         decisions = Decisions()
         attachment = json.dumps([{"name": f"{contract.id}-{computed['period']}.csv", "mime": "text/csv",
                                   "content": _b64(csv_text)}])
+        decisions.states[report_key(contract.id, computed["period"])] = {"at": now}  # with its messages
         for name in ("client", "provider"):
             party = dataclasses.replace(getattr(contract, name), events=("report",))
             title = (f"SLA report {contract.id} {computed['period']}: credit {computed['credit']:.2f} "
                      f"{computed['currency']}")
             decisions.messages += messages_for(name, party, contract.id, "report",
-                                               f"report|{contract.id}|{computed['period']}", title, html, "html",
+                                               report_key(contract.id, computed["period"]), title, html, "html",
                                                attachment)
         for service in computed["services"]:
             for objective in service["objectives"]:

@@ -156,6 +156,25 @@ def due_report(contract: Contract, database: str, now: int) -> dict[str, Any] | 
         return build(contract, period, reader, now)
 
 
+def unreported(contract: Contract, database: str, now: int) -> dict[str, Any] | None:
+    """The frozen figures of the contract's last closed period while its report has not gone to the
+    parties: whoever froze it (the daemon, a report, the API), and even if the daemon stopped in
+    between."""
+    period = period_at(contract.period, contract.timezone, now).preceding()
+    if not due_to_freeze(contract, period, now):
+        return None
+    with Reader(database) as reader:
+        frozen = reader.frozen(contract.id, period.label)
+        if frozen is None or report_key(contract.id, period.label) in reader.alert_states("report|"):
+            return None
+        return frozen.figures
+
+
+def report_key(contract: str, period: str) -> str:
+    """The alert state that says a period's report went to the parties (and its outbox key)."""
+    return f"report|{contract}|{period}"
+
+
 def freeze_args(contract: Contract, computed: dict[str, Any]) -> tuple[str, str, str, int, str, str]:
     """The arguments of `Store.freeze` for a computed report."""
     evidence = computed["evidence"]

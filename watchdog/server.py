@@ -32,7 +32,7 @@ from . import api, auth, pages, tls
 from .live import Alerting
 from .outbox import Sender, url_hash
 from .render import to_csv, to_html
-from .report import due_report, freeze_args
+from .report import due_report, freeze_args, unreported
 from .store import AgentState, Conflict, Incoming, Reader, Row, Store, Stored, now_ms
 from .writer import Writer, tune_gc
 
@@ -230,6 +230,8 @@ class Watchdog:
                         await self._alerting().agent_silent(agent.id, since, state.last_seen, _checks_of(state))
                 else:
                     self.silent[agent.id] = was
+            elif was is not None and not (state and state.last_seen and state.last_seen >= was):
+                self.silent[agent.id] = was  # still nothing from it (this watchdog just restarted): silent
             else:
                 if was is not None:
                     log.info("event=agent-back agent=%s silent_s=%.0f", agent.id, (now - was) / 1000)
@@ -506,7 +508,8 @@ async def _compact(watchdog: Watchdog) -> None:
 
 
 async def _freeze(watchdog: Watchdog) -> None:
-    """Freeze each contract's last closed period once its grace is over."""
+    """Freeze each contract's last closed period once its grace is over, and send its report to the
+    parties once it is frozen (here, or first by a report or the API)."""
     for contract in watchdog.config.contracts:
         computed = await asyncio.to_thread(due_report, contract, watchdog.config.database, now_ms())
         if computed is not None:
@@ -514,8 +517,10 @@ async def _freeze(watchdog: Watchdog) -> None:
             if await watchdog._writer().call(lambda s: s.freeze(*args)):
                 log.info("event=period-frozen contract=%s period=%s chain_head=%s", contract.id, computed["period"],
                          computed["evidence"]["head"])
-                await watchdog._alerting().period_closed(contract, computed, to_html(computed | {"frozen_at": None}),
-                                                         to_csv(computed))
+        frozen = await asyncio.to_thread(unreported, contract, watchdog.config.database, now_ms())
+        if frozen is not None:
+            await watchdog._alerting().period_closed(contract, frozen, to_html(frozen | {"frozen_at": None}),
+                                                     to_csv(frozen))
 
 
 async def serve(config_path: str, config: WatchdogConfig) -> int:
