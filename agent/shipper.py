@@ -68,7 +68,8 @@ class Shipper:
     _backoff: float = BACKOFF_START_S
     _down_logged: bool = False
     _manifest_due: float = 0.0
-    _reused: int = 0  # seqs the last acknowledgement said the watchdog held for other readings
+    # seq ranges the last acknowledgement named as held by the watchdog for other readings
+    _reused: list[list[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._tls: ssl.SSLContext | bool = True
@@ -117,11 +118,6 @@ class Shipper:
         status = await self._send(session, INGEST_PATH, batch.id, batch.body)
         if status == 200:
             await self._acknowledged(batch)
-            if self._reused:
-                # The spool went back (restored from a backup or a VM snapshot): the watchdog holds other
-                # readings under these seqs and kept those. These are lost; the next ones get new seqs.
-                log.error("event=seqs-reused batch=%s readings=%d action=reseed", batch.id, self._reused)
-                await self.spool.call(self.spool.spool.reseed)
         elif status == 409:
             log.error("event=batch-conflict batch=%s action=rebatch", batch.id)
             await self.spool.call(self.spool.spool.abandon, batch)
@@ -163,9 +159,13 @@ class Shipper:
         return max(0.0, self.batch_wait - age)
 
     async def _acknowledged(self, batch: PendingBatch) -> None:
-        await self.spool.call(self.spool.spool.acknowledge, batch)
+        renumbered = await self.spool.call(self.spool.spool.acknowledge, batch, self._reused)
+        if renumbered:
+            # The spool went back (put back from a backup or a VM snapshot): the watchdog holds other
+            # readings under these seqs. These stay, numbered anew, and go in a later batch.
+            log.error("event=seqs-reused batch=%s readings=%d action=renumbered", batch.id, renumbered)
         self.delivery.batches += 1
-        self.delivery.readings += batch.count
+        self.delivery.readings += batch.count - renumbered
         self.delivery.last_ack = time.time()
 
     async def _send(self, session: aiohttp.ClientSession, path: str, batch: str, body: bytes) -> int:
@@ -180,14 +180,15 @@ class Shipper:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             self._failed(f"{type(exc).__name__}: {exc}")
             return 0
-        self._reused = 0
+        self._reused = []
         if status == 200:
             answer = _acknowledgement(text, batch)
             if answer is None:  # something else answered: not delivered
                 self._failed(f"HTTP 200 that is not the watchdog's acknowledgement of batch {batch}: {text[:300]}")
                 return 0
-            reused = answer.get("reused_seqs")
-            self._reused = reused if isinstance(reused, int) else 0
+            reused = answer.get("reused", [])
+            self._reused = [r for r in reused if isinstance(r, list) and len(r) == 2
+                            and all(isinstance(n, int) for n in r)] if isinstance(reused, list) else []
         if status != 200:
             self._failed(f"HTTP {status}: {text[:300]}")
         elif self._down_logged:

@@ -18,6 +18,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,26 +122,26 @@ class Spool:
         self._db.execute("PRAGMA journal_size_limit=1048576")
         self._db.executescript(SCHEMA)
         self._keep_reserve()
-        self.reseed(only_new=True)
+        if self._db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'reading'").fetchone() is None:
+            with self._transaction():
+                self._move_seqs_up()
 
-    def reseed(self, only_new: bool = False) -> None:
-        """Move the next seq up to epoch milliseconds × 1000: a new spool starts there, not at 1.
+    def _move_seqs_up(self) -> None:
+        """Move the next seq up to epoch milliseconds × 1000 (in a transaction): a new spool starts
+        there, not at 1.
 
         The watchdog keeps (agent, seq) unique: seqs used again would be thrown away there. A spool
         file lost and made anew would number its readings with seqs already sent; from the clock,
         it starts ahead of them (that would take 1,000 readings a millisecond). A spool put back
-        from a backup or a VM snapshot is only found out when the watchdog reports seqs it held for
-        other readings: then it is moved up too. (Otherwise seqs go on one by one across restarts,
-        so that a gap is always a loss.)"""
-        if only_new and self._db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'reading'").fetchone():
-            return
-        with self._transaction():
-            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'reading'").fetchone()
-            seed = int(time.time() * 1000) * 1000
-            if row is None:
-                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('reading', ?)", (seed,))
-            elif row[0] < seed:
-                self._db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'reading'", (seed,))
+        from a backup or a VM snapshot is only found out when the watchdog names seqs it held for
+        other readings: then it is moved up too (see acknowledge). Otherwise seqs go on one by one
+        across restarts, so that a gap is always a loss."""
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'reading'").fetchone()
+        seed = int(time.time() * 1000) * 1000
+        if row is None:
+            self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('reading', ?)", (seed,))
+        elif row[0] < seed:
+            self._db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'reading'", (seed,))
 
     def close(self) -> None:
         self._db.close()
@@ -196,13 +197,23 @@ class Spool:
             self._db.execute("UPDATE dropped SET batch = ? WHERE batch IS NULL", (batch.id,))
         return batch
 
-    def acknowledge(self, batch: PendingBatch) -> None:
-        """The watchdog has the batch: its readings and dropped ranges leave the spool."""
+    def acknowledge(self, batch: PendingBatch, reused: Sequence[Sequence[int]] = ()) -> int:
+        """The watchdog has the batch: its readings and dropped ranges leave the spool. Those under
+        `reused` seqs (ranges the watchdog held for other readings: this spool was put back from a
+        snapshot) stay, numbered anew after the seqs are moved up. Return how many were."""
+        renumbered = 0
         with self._transaction():
+            if reused and batch.first_seq is not None and batch.last_seq is not None:
+                self._move_seqs_up()  # new seqs come after the batch's: the delete below leaves them
+                for first, last in reused:
+                    renumbered += self._db.execute(
+                        "INSERT INTO reading (ts, body) SELECT ts, body FROM reading WHERE seq BETWEEN ? AND ? "
+                        "ORDER BY seq", (max(first, batch.first_seq), min(last, batch.last_seq))).rowcount
             if batch.first_seq is not None:
                 self._db.execute("DELETE FROM reading WHERE seq BETWEEN ? AND ?", (batch.first_seq, batch.last_seq))
             self._db.execute("DELETE FROM dropped WHERE batch = ?", (batch.id,))
             self._db.execute("DELETE FROM batch WHERE id = ?", (batch.id,))
+        return renumbered
 
     def abandon(self, batch: PendingBatch) -> None:
         """Forget a batch id the watchdog will never accept; its readings stay for a new batch."""

@@ -1,13 +1,13 @@
 """The agent's shipping at its edges: only the watchdog's own acknowledgement of a batch lets its
 readings leave the spool; a spool row that cannot be read back is shipped as a dropped range rather
-than holding back every reading after it; and when the watchdog says it already held some seqs for
-other readings (a spool put back from a snapshot), the spool's seqs move ahead."""
+than holding back every reading after it; and readings under seqs the watchdog already held for
+other readings (a spool put back from a snapshot) are numbered anew and sent again."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -18,9 +18,11 @@ from slawatch.agent.shipper import Shipper, SpoolAccess
 from slawatch.agent.spool import Spool
 from slawatch.collectors.reading import Reading
 from slawatch.config.keys import load_private_key, public_key_line
+from slawatch.watchdog.store import Reader
 
 from .conftest import EXAMPLES, free_port
 from .ingest_peer import Receiver
+from .watchdog_peers import AGENT, serving, write_config
 
 KEY = load_private_key((EXAMPLES / "secrets" / "agent.key").read_bytes())
 
@@ -109,24 +111,55 @@ async def test_an_unreadable_spool_row_is_shipped_as_dropped_and_the_rest_as_rea
     assert spool.depth() == 0
 
 
-async def test_seqs_the_watchdog_held_for_other_readings_move_the_spools_seqs_ahead(tmp_path: Path) -> None:
-    answers = []
+def test_a_spool_put_back_from_a_snapshot_numbers_its_readings_anew(tmp_path: Path) -> None:
+    """Against the real watchdog: the spool is put back from a copy (a VM snapshot) after its later
+    readings were stored; the next readings take seqs the watchdog holds for those. It names them in
+    its acknowledgement, and the agent numbers them anew: the outage they saw is stored."""
+    def taken(count: int, minutes_ago: float, status: str) -> list[Reading]:
+        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=minutes_ago)
+        return [Reading(agent=AGENT, check="web", ts=start + dt.timedelta(seconds=30 * i), status=status,
+                        interval_s=30.0) for i in range(count)]
 
-    async def ingest(request: web.Request) -> web.Response:
-        batch = request.headers["Slawatch-Batch"]
-        readings = json.loads(await request.read())["readings"]
-        answers.append(len(readings))
-        return web.json_response({"batch": batch, "stored": 0, "duplicates": 0, "reused_seqs": len(readings)})
+    def ship(url: str) -> Shipper:
+        spool = Spool(tmp_path / "spool.db", AGENT)
+        access = SpoolAccess(spool)
 
-    app = web.Application()
-    app.router.add_post("/api/v1/ingest", ingest)
-    runner, url = await serve(app)
-    spool = Spool(tmp_path / "spool.db", "probe")
-    before = [r.seq for r in spool.append(recent(2))]
-    try:
-        await ship_for(spool, url, 1.0)
-    finally:
-        await runner.cleanup()
-    after = [r.seq for r in spool.append(recent(1))]
-    assert answers == [2] and spool.depth() == 1
-    assert after[0] > before[-1] + 1_000  # moved up to the clock's seqs, past any a snapshot had used
+        async def run() -> Shipper:
+            shipper = Shipper(AGENT, url, KEY, access, batch_wait=0.0)
+            stopping = asyncio.Event()
+            task = asyncio.create_task(shipper.run(stopping))
+            await asyncio.sleep(1.5)
+            stopping.set()
+            await task
+            return shipper
+
+        try:
+            return asyncio.run(run())
+        finally:
+            access.close()
+
+    with serving(write_config(tmp_path)) as served:
+        spool = Spool(tmp_path / "spool.db", AGENT)
+        spool.append(taken(2, 10, "up"))
+        spool.close()
+        shutil.copy(tmp_path / "spool.db", tmp_path / "snapshot.db")
+        spool = Spool(tmp_path / "spool.db", AGENT)
+        later = [r.seq for r in spool.append(taken(2, 9, "up"))]
+        spool.close()
+        ship(served.client.base)
+        for name in ("spool.db", "spool.db-wal", "spool.db-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        shutil.copy(tmp_path / "snapshot.db", tmp_path / "spool.db")  # put back
+        spool = Spool(tmp_path / "spool.db", AGENT)
+        outage = spool.append(taken(2, 5, "down"))
+        spool.close()
+        assert [r.seq for r in outage] == later  # the seqs came back
+        shipper = ship(served.client.base)
+        with Reader(served.database) as reader:
+            stored = {row[1]: row[4] for row in reader.readings(AGENT)}
+    assert sorted(stored.values()) == ["down", "down", "up", "up", "up", "up"]
+    assert all(stored[seq] == "up" for seq in later)  # the readings first stored under them stay
+    assert shipper.delivery.readings == 4  # the snapshot's 2 (stored before: duplicates), the outage's 2, anew
+    spool = Spool(tmp_path / "spool.db", AGENT)
+    assert spool.depth() == 0
+    spool.close()

@@ -349,7 +349,9 @@ def test_a_reused_seq_is_counted_and_the_stored_reading_kept(tmp_path: Path,
         store.close()
     assert isinstance(first, Stored) and isinstance(again, Stored) and isinstance(resent[0], Stored)
     assert (again.ack["stored"], again.ack["duplicates"], again.ack["reused_seqs"]) == (1, 0, 1)
+    assert again.ack["reused"] == [[7, 7]]  # which, for the agent to number them anew
     assert (resent[0].ack["duplicates"], resent[0].ack["reused_seqs"]) == (1, 0)  # a true resend
+    assert "reused" not in resent[0].ack and "reused" not in first.ack
     assert "event=seq-reused" in caplog.text
     with Reader(tmp_path / "db") as reader:
         rows = list(reader.readings("probe"))

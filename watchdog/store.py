@@ -429,6 +429,17 @@ class _Writes:
         return b"".join(out)
 
 
+def _ranges(seqs: Sequence[int]) -> list[list[int]]:
+    """Sorted seqs as [first, last] ranges of consecutive ones."""
+    ranges: list[list[int]] = []
+    for seq in seqs:
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1][1] = seq
+        else:
+            ranges.append([seq, seq])
+    return ranges
+
+
 def _cut(at: int) -> Row:
     """Where a dropped range cuts a check's coverage (see Store._store_dropped): an unknown reading
     that holds for no time, before the readings of its instant (seq 0: theirs are 1 and up)."""
@@ -617,8 +628,10 @@ class Store:
         digest = chain_hash(head, batch.body_sha256, batch.signature)
         evidence_id = (conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM evidence").fetchone()[0])
         ack = {"batch": batch.batch, "evidence": evidence_id, "chain": digest.hex(),
-               "stored": len(rows), "duplicates": len(batch.rows) - len(rows) - reused, "reused_seqs": reused,
-               "dropped_ranges": len(batch.dropped)}
+               "stored": len(rows), "duplicates": len(batch.rows) - len(rows) - len(reused),
+               "reused_seqs": len(reused), "dropped_ranges": len(batch.dropped)}
+        if reused:  # which: the agent numbers those readings anew and sends them again
+            ack["reused"] = _ranges(reused)
         conn.execute(
             "INSERT INTO evidence (id, agent_id, batch, kind, path, sent, received_at, body, body_sha256, "
             "signature, public_key, hash, ack) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -657,11 +670,11 @@ class Store:
                                 "WHERE a.name = ? AND e.batch = ?", (agent, batch)).fetchone()
         return None if row is None else StoredBatch(bytes(row[0]), Stored(json.loads(row[1]), resend=True))
 
-    def _new_rows(self, agent_id: int, rows: Sequence[Row]) -> tuple[list[Row], int]:
-        """The rows whose (agent, seq) is not stored yet (resent readings count once), and how many
-        seqs came back with another reading than the stored one."""
+    def _new_rows(self, agent_id: int, rows: Sequence[Row]) -> tuple[list[Row], list[int]]:
+        """The rows whose (agent, seq) is not stored yet (resent readings count once), and the seqs
+        that came back with another reading than the stored one."""
         if not rows:
-            return [], 0
+            return [], []
         seqs = [row.seq for row in rows]
         if len(set(seqs)) != len(seqs):
             raise ValueError("a batch holds the same seq twice")
@@ -669,14 +682,15 @@ class Store:
             "SELECT r.seq, s.check_id, r.ts FROM readings r JOIN series s ON s.id = r.series_id "
             "WHERE r.agent_id = ? AND r.seq BETWEEN ? AND ?", (agent_id, min(seqs), max(seqs)))}
         if not known:
-            return list(rows), 0
-        reused = [row.seq for row in rows if row.seq in known and known[row.seq] != (row.check, row.ts)]
+            return list(rows), []
+        reused = sorted(row.seq for row in rows if row.seq in known and known[row.seq] != (row.check, row.ts))
         if reused:
-            # Not a resend: the agent numbered other readings with seqs already stored (a reinstalled
-            # agent with a lost spool?). The stored ones stay; the new ones cannot be told apart.
+            # Not a resend: the agent numbered other readings with seqs already stored (its spool put
+            # back from a snapshot?). The stored ones stay; the acknowledgement names the others, for
+            # the agent to number anew.
             self._reused_in_group += len(reused)
             log.warning("event=seq-reused agent_id=%d seqs=%d first=%d", agent_id, len(reused), reused[0])
-        return [row for row in rows if row.seq not in known], len(reused)
+        return [row for row in rows if row.seq not in known], reused
 
     def _insert_readings(self, agent_id: int, evidence_id: int, rows: list[Row], writes: _Writes,
                          cuts: Sequence[Row] = ()) -> None:
