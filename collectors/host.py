@@ -66,6 +66,9 @@ def _cpu_percent(before: Any, now: Any) -> float:
 def _disks(check: HostCheck, metrics: Metrics) -> list[str]:
     problems = []
     for mount in check.disks:
+        if os.path.isdir(mount) and not os.path.ismount(mount):  # a volume that failed to mount: its parent's figures
+            problems.append(f"disk {mount}: not a mount point (nothing is mounted there)")
+            continue
         try:
             usage = psutil.disk_usage(mount)
         except OSError as exc:
@@ -80,7 +83,9 @@ def _processes(check: HostCheck, metrics: Metrics) -> list[str]:
     if not check.processes:
         return []
     counts = dict.fromkeys(check.processes, 0)
-    for process in psutil.process_iter(["name", "cmdline"]):
+    for process in psutil.process_iter(["name", "cmdline", "status"]):
+        if process.info["status"] == psutil.STATUS_ZOMBIE:  # exited, not yet reaped: not running
+            continue
         names = {process.info["name"]}
         if process.info["cmdline"]:
             names.add(os.path.basename(process.info["cmdline"][0]))

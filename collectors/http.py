@@ -57,7 +57,9 @@ async def _request(check: HttpCheck, vantage: Vantage, metrics: Metrics) -> None
     tls = await _tls(check, vantage)
     async with session.request(
         check.method, check.url, headers=_headers(check), data=check.body,
-        allow_redirects=check.follow_redirects, max_redirects=check.max_redirects,
+        # aiohttp refuses the redirect that reaches max_redirects, and takes 0 for no limit: one more,
+        # and none followed at 0 (the 3xx is then judged as any status is)
+        allow_redirects=check.follow_redirects and check.max_redirects > 0, max_redirects=check.max_redirects + 1,
         timeout=aiohttp.ClientTimeout(total=check.timeout), ssl=tls,
     ) as response:
         der = _peer_certificate(response, tls)
@@ -141,22 +143,29 @@ def _certificate_of(ssl_object: ssl.SSLObject) -> Certificate:
 
 
 def _peer_certificate(response: aiohttp.ClientResponse, tls: ssl.SSLContext | bool) -> Certificate:
-    """The DER certificate of the server that answered: from the live connection when it is still
-    held, else the one its context saw at the handshake for that host name."""
+    """The certificate of the server that answered: from its connection, held by the response or,
+    once the response handed it back to the pool (a small body), by the stream it was read from;
+    only when the server closed it, the one its context saw at the last handshake with that host
+    name (another port of the host may have been the last)."""
     if response.url.scheme != "https":
         return None
     connection = response.connection
-    if connection is not None and connection.transport is not None:
-        ssl_object = connection.transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            return _certificate_of(ssl_object)
+    transport = connection.transport if connection is not None else None
+    if transport is None:
+        protocol = getattr(response.content, "_protocol", None)  # the pooled connection's, same host and port
+        transport = getattr(protocol, "transport", None)
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is not None:
+        return _certificate_of(ssl_object)
     if isinstance(tls, RecordingContext):
         return tls.peer_certs.get(response.url.host or "")
     return None
 
 
 def _days_left(certificate: Certificate) -> int | None:
-    """Whole days until a certificate expires."""
+    """Whole days until a certificate expires, truncated toward zero (5.9 days left is 5; expired
+    1.2 days ago is -1), except that an expired one never has 0: expired 12 hours ago is -1, so it
+    fails even tls_min_days = 0."""
     if not certificate:
         return None
     if isinstance(certificate, dict):
@@ -165,8 +174,8 @@ def _days_left(certificate: Certificate) -> int | None:
         from cryptography import x509
 
         expires = x509.load_der_x509_certificate(certificate).not_valid_after_utc.timestamp()
-    # Truncated toward zero: 5.9 days left is 5; expired 1.2 days ago is -1.
-    return int((expires - time.time()) / 86400)
+    days = (expires - time.time()) / 86400
+    return -1 if -1 < days < 0 else int(days)
 
 
 async def _read_body(response: aiohttp.ClientResponse, metrics: Metrics) -> bytes:
@@ -205,6 +214,8 @@ def _judge_json(check: HttpCheck, body: bytes) -> None:
         document = json.loads(body)
     except ValueError as exc:
         raise Mismatch(f"body is not JSON ({exc.args[0] if exc.args else exc})") from None
+    except RecursionError:
+        raise Mismatch("body is not JSON this check reads (nested too deeply)") from None
     for path, expected in check.expect_json:
         found, value = _lookup(document, path)
         if not found:

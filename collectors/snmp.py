@@ -85,6 +85,7 @@ class DeviceState:
     uptime: int | None = None          # sysUpTime ticks at the last answered poll
     polled_at: float = 0.0             # time.monotonic() then
     samples: dict[str, Sample] = field(default_factory=dict)
+    sampled: dict[str, int] = field(default_factory=dict)  # sysUpTime ticks of each interface's sample
 
 
 class Session(Protocol):
@@ -307,15 +308,15 @@ async def _poll(session: Session, state: DeviceState) -> tuple[Metrics, list[str
         state.ports.clear()
         if rebooted:
             state.samples.clear()
+            state.sampled.clear()
         problems.clear()
         values = await _read(session, state, problems)
         uptime = _ticks(values)
-    seconds = None if rebooted or state.uptime is None else ((uptime - state.uptime) % TICKS) / 100
     metrics: Metrics = {"snmp.uptime_s": uptime / 100}
     if rebooted:
         metrics["snmp.rebooted"] = 1
     problems += _named_values(check, values, metrics)
-    problems += _interfaces(check, state, values, seconds, metrics)
+    problems += _interfaces(check, state, values, uptime, metrics)
     state.uptime, state.polled_at = uptime, now
     return metrics, problems
 
@@ -385,8 +386,10 @@ def _named_values(check: SnmpCheck, values: dict[str, Any], metrics: Metrics) ->
     return problems
 
 
-def _interfaces(check: SnmpCheck, state: DeviceState, values: dict[str, Any], seconds: float | None,
+def _interfaces(check: SnmpCheck, state: DeviceState, values: dict[str, Any], uptime: int,
                 metrics: Metrics) -> list[str]:
+    """Each interface's status, and its rates since its previous counters: over the time between
+    the two samples (a poll in between may have brought none), by the device's sysUpTime."""
     problems = []
     for name in check.interfaces:
         port = state.ports.get(name)
@@ -401,10 +404,13 @@ def _interfaces(check: SnmpCheck, state: DeviceState, values: dict[str, Any], se
             problems.append(f"interface {name} is {OPER_STATES.get(oper, 'unknown')}({oper})")
         sample = _sample(values, port.index)
         previous = state.samples.get(name)
-        if sample is not None:
-            state.samples[name] = sample
-        if sample is not None and previous is not None and seconds:
-            metrics.update(_rates(name, previous, sample, seconds))
+        if sample is None:
+            continue
+        if previous is not None and name in state.sampled:
+            seconds = ((uptime - state.sampled[name]) % TICKS) / 100
+            if seconds:
+                metrics.update(_rates(name, previous, sample, seconds))
+        state.samples[name], state.sampled[name] = sample, uptime
     return problems
 
 
@@ -530,7 +536,8 @@ async def _discover(address: tuple[str, int], attempt_s: float, attempts: int) -
     msg_id = random.randrange(1, 2**31 - 1)
     loop = asyncio.get_running_loop()
     transport, probe = await loop.create_datagram_endpoint(
-        lambda: _Discovery(msg_id), remote_addr=address, family=socket.AF_INET)
+        lambda: _Discovery(msg_id), remote_addr=address,
+        family=socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
     try:
         for _ in range(attempts):
             transport.sendto(_discovery_request(msg_id))

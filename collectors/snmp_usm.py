@@ -13,7 +13,8 @@ from typing import Any
 
 from pysnmp.entity.rfc3413.cmdgen import GetCommandGenerator
 from pysnmp.hlapi.v3arch.asyncio import (
-    ContextData, ObjectIdentity, ObjectType, SnmpEngine, UdpTransportTarget, UsmUserData, bulk_walk_cmd,
+    ContextData, ObjectIdentity, ObjectType, SnmpEngine, Udp6TransportTarget, UdpTransportTarget, UsmUserData,
+    bulk_walk_cmd,
     usmAesCfb128Protocol, usmAesCfb192Protocol, usmAesCfb256Protocol, usmDESPrivProtocol,
     usmHMAC128SHA224AuthProtocol, usmHMAC192SHA256AuthProtocol, usmHMAC256SHA384AuthProtocol,
     usmHMAC384SHA512AuthProtocol, usmHMACMD5AuthProtocol, usmHMACSHAAuthProtocol, usmNoAuthProtocol,
@@ -44,13 +45,13 @@ class UsmSession:
     check: SnmpCheck
     engine: SnmpEngine
     auth: UsmUserData
-    target: UdpTransportTarget
+    target: UdpTransportTarget | Udp6TransportTarget
 
     @classmethod
     async def open(cls, check: SnmpCheck, engine: SnmpEngine, engine_id: bytes,
                    attempt_s: float) -> UsmSession:
-        target = await UdpTransportTarget.create((check.host, check.port), timeout=attempt_s,
-                                                 retries=check.retries)
+        transport = Udp6TransportTarget if ":" in check.host else UdpTransportTarget  # an IPv6 address
+        target = await transport.create((check.host, check.port), timeout=attempt_s, retries=check.retries)
         return cls(check, engine, _user(check, engine_id), target)
 
     async def close(self) -> None:
