@@ -133,9 +133,10 @@ def running_snmpd(folder: Path) -> Iterator[Snmpd]:
 
 
 @contextmanager
-def running_snmpsim(folder: Path) -> Iterator[int]:
-    """snmpsim serving tests/data/snmpsim: community = recording name (v1/v2c), or SNMPv3 user
-    SIM_USER (SHA-256 + AES-256) with the recording name as context. Yields its port."""
+def running_snmpsim(folder: Path, recordings: Path = RECORDINGS, probe: str = "router-t0") -> Iterator[int]:
+    """snmpsim serving `recordings` (tests/data/snmpsim): community = recording name (v1/v2c), or
+    SNMPv3 user SIM_USER (SHA-256 + AES-256) with the recording name as context. Ready once the
+    `probe` recording answers; yields its port."""
     responder = Path(sys.executable).parent / "snmpsim-command-responder"
     if not responder.exists():
         pytest.skip("snmpsim is not installed in this environment")
@@ -143,13 +144,13 @@ def running_snmpsim(folder: Path) -> Iterator[int]:
     log = folder / "snmpsim.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(responder), f"--data-dir={RECORDINGS}", f"--cache-dir={folder / 'cache'}",
+            [str(responder), f"--data-dir={recordings}", f"--cache-dir={folder / 'cache'}",
              f"--agent-udpv4-endpoint=127.0.0.1:{port}", "--log-level=error",
              f"--v3-user={SIM_USER}", f"--v3-auth-key={SIM_AUTH_KEY}", "--v3-auth-proto=SHA256",
              f"--v3-priv-key={SIM_PRIV_KEY}", "--v3-priv-proto=AES256"],
             stdout=out, stderr=subprocess.STDOUT, env=os.environ | {"SNMPSIM_ALLOW_ROOT": "true"})
     try:
-        wait_for_agent(process, port, "router-t0", log)
+        wait_for_agent(process, port, probe, log)
         yield port
     finally:
         stop(process)

@@ -9,7 +9,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from slawatch.config import HostCheck, HttpCheck, SnmpCheck
 from slawatch.config.values import Secret
 
 from .http_peers import peer_app, serve
-from .snmp_peers import free_udp_port, stop, wait_for_agent
+from .snmp_peers import free_udp_port, running_snmpsim, stop, wait_for_agent
 
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -157,19 +156,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Any:
     (data / "t0.snmprec").write_text(snmprec(100_000, (1_000, 1_000)))
     (data / "t1.snmprec").write_text(snmprec(103_000, None))            # 30 s later: counters not answered
     (data / "t2.snmprec").write_text(snmprec(106_000, (61_000, 1_000)))  # 60 s after t0: +60,000 bytes in
-    responder = Path(sys.executable).parent / "snmpsim-command-responder"
-    port = free_udp_port()
-    log = folder / "snmpsim.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(responder), f"--data-dir={data}", f"--cache-dir={folder / 'cache'}",
-             f"--agent-udpv4-endpoint=127.0.0.1:{port}", "--log-level=error"],
-            stdout=out, stderr=subprocess.STDOUT, env=os.environ | {"SNMPSIM_ALLOW_ROOT": "true"})
-    try:
-        wait_for_agent(process, port, "t0", log)
+    with running_snmpsim(folder, data, "t0") as port:
         yield port
-    finally:
-        stop(process)
 
 
 def device(port: int, community: str) -> SnmpCheck:
