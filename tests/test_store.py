@@ -690,3 +690,15 @@ def test_a_dropped_range_reported_again_or_with_nothing_before_it_cuts_nothing_m
     assert twice == once
     first = _two_checks(tmp_path / "first.db", [incoming([A4, B5], dropped=[(1, 3)])])  # nothing known before it
     assert first == _two_checks(tmp_path / "plain.db", [incoming([A4, B5])])
+
+
+def test_a_dropped_range_leaves_a_check_that_starts_after_it_alone(tmp_path: Path) -> None:
+    """A check whose first reading comes after the cut had no coverage to cut: no run of it starts
+    before its first reading."""
+    c6 = row(6, 50 * S, check="c")
+    store = Store(tmp_path / "w.db")
+    stored(store, incoming([A1, B2]))
+    stored(store, incoming([A4, B5, c6], dropped=[(3, 3)]))
+    store.close()
+    assert [(r.start - T0, r.end - T0, r.status) for r in intervals(tmp_path / "w.db", check="c")] == [
+        (50 * S, 95 * S, UP)]

@@ -746,10 +746,14 @@ class Store:
                     for sid in part:
                         newest.setdefault(sid, stored.get(sid, -1))
         self.conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-        if cuts:  # every check of the agent is cut, those of this batch among its readings
+        if cuts:  # every check of the agent is cut where it has coverage to cut, among this batch's readings
             for (series_id,) in self.conn.execute("SELECT id FROM series WHERE agent_id = ?", (agent_id,)).fetchall():
-                if self._tail(series_id) is not None or series_id in by_series:
-                    by_series.setdefault(series_id, []).extend(cuts)
+                here = by_series.get(series_id, [])
+                first = min((row.ts for row in here), default=None)
+                cutting = [cut for cut in cuts if self._tail(series_id) is not None
+                           or (first is not None and first <= cut.ts)]
+                if cutting:
+                    by_series.setdefault(series_id, []).extend(cutting)
         fold_into, roll_up = self._fold, self._roll_up
         for series_id, series_rows in by_series.items():
             if len(series_rows) > 1:
