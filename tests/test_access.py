@@ -463,3 +463,45 @@ def test_daemon_serves_https_with_secure_cookies(tmp_path: Path) -> None:
         process.terminate()
         assert process.wait(15) == 0
         log.close()
+
+
+# --- agents a viewer sees, on every page alike ------------------------------------------------
+
+PAPA = "papa-probe"  # an agent of public-p's "site" check only: none of alice's
+
+
+def test_the_overview_lists_no_silent_agent_the_viewer_may_not_see(tmp_path: Path) -> None:
+    """README: "Agents show to a viewer only when they report one of its checks". The overview's
+    silent agents followed another rule than /agents and the API: a public contract's checks counted
+    as the viewer's."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from slawatch.agent.protocol import MANIFEST_PATH
+    from slawatch.config.keys import public_key_line
+
+    from .access_peers import _manifest
+    from .watchdog_peers import Client
+
+    key = Ed25519PrivateKey.generate()
+    with seeded(tmp_path, agents={PAPA: public_key_line(key)}) as served:
+        manifest = _manifest(PAPA, "1.0", ["site"]).replace(b'"interval_s":3600', b'"interval_s":1')
+        assert Client(served.client.base, key, PAPA).send(body=manifest, path=MANIFEST_PATH).status == 200
+        admin = Browser(served.client.base)
+        wait_for(lambda: any(a["name"] == PAPA and a["silent_since"]
+                             for a in admin.get("/api/v1/agents", headers=basic("root")).json()["agents"]),
+                 30, "the agent to fall silent")
+        assert PAPA in admin.get("/", headers=basic("root")).text  # the admin sees it, silent
+        alice = Browser(served.client.base)
+        for path in ("/api/v1/agents", "/agents", "/"):
+            assert PAPA not in alice.get(path, headers=basic("alice")).text, path
+
+
+def test_an_agent_without_a_manifest_shows_to_admins_only() -> None:
+    from slawatch.watchdog.pages import visible_agents
+    from slawatch.watchdog.store import AgentState
+
+    relay = AgentState("bravo-relay", 0, 1, 1, 1, None, None, None, 5)  # silent, no manifest
+    admin = auth.Viewer("root", True, frozenset())
+    alice = auth.Viewer("alice", False, frozenset({"acme-a"}))
+    assert visible_agents(admin, [], [relay]) == [relay]
+    assert visible_agents(alice, [], [relay]) == []

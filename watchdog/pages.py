@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +27,7 @@ from .periods import Period, local_ms, parse_period, period_at, to_local
 from .render import duration, to_csv, to_html, to_json
 from .report import iso
 from .report import report as period_report
-from .store import Reader, now_ms
+from .store import AgentState, Reader, now_ms
 from .timeline import intersect, spans_of
 
 T = TypeVar("T")
@@ -191,9 +191,8 @@ async def overview(request: web.Request) -> web.Response:
             services = [service_now(contract, s, reader, now) for s in contract.services]
             rows.append({"contract": contract, "services": services, "money": viewer.may_see_money(contract),
                          "credit": sla.contract_credit(contract, [s.figures for s in services])})
-        checks = {c for contract in contracts for s in contract.services for c in s.checks}
-        silent = [a for a in reader.agents() if a.silent_since is not None and (
-            viewer.admin or not a.manifest or checks & {c["id"] for c in a.manifest.get("checks", [])})]
+        silent = [a for a in visible_agents(viewer, config_of(request).contracts, reader.agents())
+                  if a.silent_since is not None]
         return {"rows": rows, "silent": silent if viewer.name else []}
     data = await read(request, gather)
     return page(request, "overview.html", now=now, iso=lambda t, tz: iso(t, tz), **data)
@@ -283,11 +282,18 @@ async def report_page(request: web.Request) -> web.Response:
 
 async def agents_page(request: web.Request) -> web.Response:
     viewer = auth.need_login(request)
-    contracts = [c for c in config_of(request).contracts if viewer.may_read(c)]
-    checks = {c for contract in contracts for s in contract.services for c in s.checks}
     states = await read(request, lambda r: r.agents())
-    shown = [a for a in states if viewer.admin or (a.manifest and checks & {c["id"] for c in a.manifest.get("checks", [])})]
+    shown = visible_agents(viewer, config_of(request).contracts, states)
     return page(request, "agents.html", agents=shown, now=now_ms(), local=lambda t: iso(t, "UTC"))
+
+
+def visible_agents(viewer: auth.Viewer, contracts: Sequence[Contract],
+                   states: Sequence[AgentState]) -> list[AgentState]:
+    """The agents a viewer may see: all for an admin; else those whose manifest lists a check of a
+    contract the viewer may read (a public contract's checks do not make its agents the viewer's)."""
+    checks = {c for contract in contracts if viewer.may_read(contract) for s in contract.services for c in s.checks}
+    return [a for a in states
+            if viewer.admin or (a.manifest and checks & {c["id"] for c in a.manifest.get("checks", [])})]
 
 
 async def alerts_page(request: web.Request) -> web.Response:
