@@ -161,7 +161,7 @@ def _timeout_within_interval(values: dict[str, Any], table: dict[str, Any], ctx:
 
 
 def check_canaries(doc: Document, canaries: tuple[str, ...], tables: list[Any]) -> None:
-    ids = [t.get("id") for t in tables if isinstance(t, dict)]
+    ids = [t.get("id") for t in tables if isinstance(t, dict) and isinstance(t.get("id"), str)]  # others: named there
     for k, name in enumerate(canaries):
         if name not in ids:
             doc.error(("agent", "canaries", k), f'expected the id of a [[check]] in this file, found "{name}"')

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from .errors import Problem
 from .document import Context, Document, Field, Invalid, Reported, os_reason, show, unknown_key_message
@@ -338,6 +339,8 @@ def _contract(doc: Document, known_checks: Collection[str] | None) -> Contract |
     maintenance = _section(doc, top, "maintenance", list_of(table(MAINTENANCE, _maintenance, _check_maintenance)))
     credit = _section(doc, top, "credit", credit_tiers)
     _cross_check(doc, top, known_checks)
+    if head is not None and maintenance is not None:
+        _check_local_times(doc, head["timezone"], maintenance)
     if head is None or None in parties.values() or services is None or maintenance is None or credit is None:
         return None
     if top.get("business_hours") is not None and hours is None:
@@ -373,6 +376,20 @@ def _cross_check(doc: Document, top: dict[str, Any], known_checks: Collection[st
                     doc.error(("maintenance", i, "services", k),
                               _unknown("service", name, [s for s in service_ids if isinstance(s, str)],
                                        "not a [[service]] of this contract"))
+
+
+def _check_local_times(doc: Document, timezone: str, windows: Sequence[Maintenance]) -> None:
+    """A one-off window's start or end that does not exist in the contract's timezone (clocks jump
+    past it) would move to after the gap, and the window could vanish: it must be given as it is."""
+    zone = ZoneInfo(timezone)
+    for i, window in enumerate(windows):
+        for name, local in (("start", window.start), ("end", window.end)):
+            if local is None:
+                continue
+            again = local.replace(tzinfo=zone).astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+            if again != local:
+                doc.error(("maintenance", i, name), f"{local.isoformat()} does not exist in {timezone} (the clocks "
+                          f"jump past it); give the time as the clocks show it, e.g. {again.isoformat()}")
 
 
 def _unknown(kind: str, name: str, known: Collection[str], why: str) -> str:

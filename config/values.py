@@ -132,7 +132,7 @@ def boolean(value: Any, ctx: Context) -> bool:
     return value
 
 
-def duration(minimum: float = 0.0) -> Parser:
+def duration(minimum: float = 0.0, maximum: float | None = None) -> Parser:
     def parse(value: Any, ctx: Context) -> float:
         if not isinstance(value, str):
             raise Invalid(f"expected {DURATION_HINT} (a quoted string), found {show(value)}")
@@ -142,6 +142,8 @@ def duration(minimum: float = 0.0) -> Parser:
             raise Invalid(f"expected {DURATION_HINT}, found {show(value)}") from None
         if seconds < minimum or (minimum > 0 and seconds == 0):
             raise Invalid(f"expected a duration of at least {format_duration(minimum)}, found {show(value)}")
+        if maximum is not None and seconds > maximum:
+            raise Invalid(f"expected a duration of at most {format_duration(maximum)}, found {show(value)}")
         return seconds
 
     return parse
@@ -337,9 +339,14 @@ def rrule(value: Any, ctx: Context) -> str:
 
     if not isinstance(value, str):
         raise Invalid(f'expected an RRULE string like "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2", found {show(value)}')
+    upper = value.upper()
+    if "DTSTART" in upper:  # windows start in the contract's timezone, from the rule's BY* parts
+        raise Invalid(f"expected an RRULE without DTSTART (the contract's timezone applies), found {show(value)}")
+    if re.search(r"FREQ=(SECONDLY|MINUTELY)", upper):
+        raise Invalid(f"expected maintenance at most hourly (FREQ=HOURLY and up), found {show(value)}")
     try:
         rule = rrulestr(value, dtstart=dt.datetime(2000, 1, 1))
-        if re.search(r"(^|;)INTERVAL=0*(;|$)", value.upper()):
+        if re.search(r"(^|;)INTERVAL=0*(;|$)", upper):
             raise ValueError("INTERVAL must be 1 or more")
         list(itertools.islice(rule, 3))  # some mistakes only show when the rule is used
     except (ValueError, TypeError, OverflowError) as exc:

@@ -79,8 +79,20 @@ def run_command(args: argparse.Namespace) -> int:
     """The daemon: ingest, liveness, /metrics; exits 0 after SIGTERM."""
     configure_logging()
     config = load_watchdog(args.config)
-    migrate(config.database)
+    if not _database_opens(config.database):
+        return EXIT_CONFIG
     return asyncio.run(serve(args.config, config))
+
+
+def _database_opens(database: str) -> bool:
+    """Make or upgrade the database (and its folder); else say why, naming the setting to fix."""
+    try:
+        migrate(database)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"{database}: cannot open the database ({exc}); check watchdog.database, and that its folder can "
+              "be made and written by this user", file=sys.stderr)
+        return False
+    return True
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -101,6 +113,8 @@ def import_command(args: argparse.Namespace) -> int:
     if scan.bad and not args.skip_bad:
         print(f"{path}: {_n(len(scan.bad), 'bad line')}; nothing imported (fix them, or pass --skip-bad "
               "to import the good lines)", file=sys.stderr)
+        return EXIT_CONFIG
+    if not _database_opens(config.database):
         return EXIT_CONFIG
     store = Store(config.database)
     try:
@@ -147,6 +161,10 @@ def evidence_command(args: argparse.Namespace) -> int:
             count = export(reader, keys, start, end, Path(args.to_dir))
         except ValueError as exc:
             print(f"evidence export: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except OSError as exc:  # --to names a file, or a folder that cannot be made
+            print(f"evidence export: cannot write to {args.to_dir}: {exc.strerror or exc}; name a folder "
+                  "that exists or can be made", file=sys.stderr)
             return EXIT_FAILED
         print(f"exported {count} batch{'' if count == 1 else 'es'} to {args.to_dir} (see its README.md to verify them)")
         return EXIT_OK

@@ -473,7 +473,9 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
 
 
 def migrate(path: str | Path) -> list[str]:
-    """Bring the database at `path` up to date; each migration in its own transaction."""
+    """Bring the database at `path` up to date; each migration in its own transaction. Its folder
+    is made when missing, as the agent makes its spool's (systemd's StateDirectory may not have)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     db = sqlite_utils.Database(connect(path))
     conn = db.conn
     try:

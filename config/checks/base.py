@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from slawatch.collectors.reading import MAX_INTERVAL_S  # what a reading can carry
+
 from ..document import Field
 from ..values import duration, identifier, string
 
@@ -27,6 +29,6 @@ def common_fields(interval: float, timeout: float) -> list[Field]:
     return [
         Field("id", identifier, help="the check's id; contracts refer to checks by it"),
         Field("type", string(), help="the check type: http, snmp, host or tcp"),
-        Field("interval", duration(minimum=1.0), interval, "how often the check runs"),
+        Field("interval", duration(minimum=1.0, maximum=MAX_INTERVAL_S), interval, "how often the check runs"),
         Field("timeout", duration(minimum=0.001), timeout, "how long one run may take"),
     ]
