@@ -153,9 +153,9 @@ def export(reader: Reader, keys: KeyLines, start: int, end: int, folder: Path) -
     used: set[str] = set()
     # The chain from the first batch received in [start, end) to the last, whole: receive times come
     # from the watchdog's clock, which may have stepped back in between.
-    chosen = [row.id for row in reader.evidence(start, end)]
+    span = reader.evidence_span(start, end)
     with (folder / "batches.jsonl").open("w", encoding="utf-8") as out:
-        for row in (reader.evidence(first_id=chosen[0], last_id=chosen[-1]) if chosen else ()):
+        for row in (reader.evidence(*span) if span else ()):
             if first_previous is None:
                 first_previous = reader.previous_hash(row.id)
             key_line = None

@@ -165,7 +165,8 @@ def unreported(contract: Contract, database: str, now: int) -> dict[str, Any] | 
         return None
     with Reader(database) as reader:
         frozen = reader.frozen(contract.id, period.label)
-        if frozen is None or report_key(contract.id, period.label) in reader.alert_states("report|"):
+        key = report_key(contract.id, period.label)
+        if frozen is None or key in reader.alert_states(key):
             return None
         return frozen.figures
 

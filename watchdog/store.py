@@ -750,10 +750,9 @@ class Store:
         self.conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
         if cuts:  # every check of the agent is cut where it has coverage to cut, among this batch's readings
             for (series_id,) in self.conn.execute("SELECT id FROM series WHERE agent_id = ?", (agent_id,)).fetchall():
-                here = by_series.get(series_id, [])
-                first = min((row.ts for row in here), default=None)
-                cutting = [cut for cut in cuts if self._tail(series_id) is not None
-                           or (first is not None and first <= cut.ts)]
+                first = min((row.ts for row in by_series.get(series_id, [])), default=None)
+                covered = self._tail(series_id) is not None
+                cutting = [cut for cut in cuts if covered or (first is not None and first <= cut.ts)]
                 if cutting:
                     by_series.setdefault(series_id, []).extend(cutting)
         fold_into, roll_up = self._fold, self._roll_up
@@ -1384,20 +1383,22 @@ class Reader:
             "SELECT d.first_seq, d.last_seq FROM dropped d JOIN agents a ON a.id = d.agent_id WHERE a.name = ? "
             "ORDER BY d.first_seq", (agent,))]
 
-    def evidence(self, start: int | None = None, end: int | None = None, first_id: int | None = None,
-                 last_id: int | None = None) -> Iterator[EvidenceRow]:
-        """Stored batches in chain order; `start`/`end` bound their receive time, `first_id`/`last_id`
-        their position in the chain."""
+    def evidence(self, first_id: int = -2**62, last_id: int = 2**62) -> Iterator[EvidenceRow]:
+        """Stored batches in chain order, from position `first_id` to `last_id` (see evidence_span)."""
         rows = self.conn.execute(
             "SELECT e.id, a.name, e.batch, e.kind, e.path, e.sent, e.received_at, e.body, e.body_sha256, "
             "e.signature, e.public_key, e.hash FROM evidence e JOIN agents a ON a.id = e.agent_id "
-            "WHERE e.received_at >= ? AND e.received_at < ? AND e.id >= ? AND e.id <= ? ORDER BY e.id",
-            (start if start is not None else -2**62, end if end is not None else 2**62,
-             first_id if first_id is not None else -2**62, last_id if last_id is not None else 2**62))
+            "WHERE e.id >= ? AND e.id <= ? ORDER BY e.id", (first_id, last_id))
         for row in rows:
             yield EvidenceRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], zlib.decompress(row[7]),
                               bytes(row[8]), None if row[9] is None else bytes(row[9]),
                               None if row[10] is None else bytes(row[10]), bytes(row[11]))
+
+    def evidence_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """The chain positions of the first and last batch received in [start, end), if any."""
+        first, last = self.conn.execute("SELECT MIN(id), MAX(id) FROM evidence WHERE received_at >= ? "
+                                        "AND received_at < ?", (start, end)).fetchone()
+        return None if first is None else (int(first), int(last))
 
     def previous_hash(self, evidence_id: int) -> bytes:
         row = self.conn.execute("SELECT hash FROM evidence WHERE id < ? ORDER BY id DESC LIMIT 1",
