@@ -10,6 +10,8 @@
    send what they spooled while the watchdog was away, several readings of a check per batch. Beside it, in the same run, the peer: bare SQLite inserting the same
    rows (executemany into one plain table, same durability) -- the floor any SQLite store pays;
    and a second peer, SQLite alone writing the rows this store's design writes (see design_floor).
+   The stress shape runs twice more on an aged store (see `age`): what a watchdog that has run for
+   a while takes, where a store keyed by series first slows down as its history grows.
 2. DB bytes per reading after that run, per table.
 3. Bytes per check-month of intervals + rollups: a month of readings (60 s) of checks with a
    short outage every day, written through the store.
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import datetime as dt
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -40,11 +43,12 @@ from slawatch.agent.protocol import INGEST_PATH, batch_body, new_batch_id, sign 
 from slawatch.collectors.reading import Reading  # noqa: E402
 from slawatch.config.keys import load_private_key, public_key_line  # noqa: E402
 from slawatch.watchdog.ingest import rows, to_row  # noqa: E402
-from slawatch.watchdog.store import WRITE_ROLLUP, Incoming, Reader, Store, connect, migrate  # noqa: E402
+from slawatch.watchdog.store import BUCKET_MS, DAY_MS, WRITE_ROLLUP, Incoming, Reader, Store, connect, migrate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = load_private_key((ROOT / "config" / "examples" / "secrets" / "agent.key").read_bytes())
 IN_FLIGHT = 16
+AGED_HOURS, AGED_DAYS = 6, 2
 
 
 @dataclass(frozen=True)
@@ -132,9 +136,45 @@ async def flood(url: str, shape: Shape, batch_size: int, per_agent: int, start: 
         return acknowledged, time.perf_counter() - started
 
 
+def age(database: Path, shape: Shape, start: dt.datetime) -> None:
+    """A store as a watchdog that has run for a while holds it, made straight in SQL before the
+    daemon starts: the shape's checks' readings of the AGED_HOURS hours before `start` (one a
+    minute; seqs below any an agent sends), a run each, and AGED_DAYS days of 15-minute rollups,
+    compacted (as the daemon would have by then)."""
+    migrate(database)
+    conn = connect(database)
+    start_ms = int(start.timestamp() * 1000)
+    first = start_ms - AGED_HOURS * 3_600_000
+    series = range(1, shape.agents * shape.checks + 1)
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO agents (id, name, first_seen) VALUES (?, ?, ?)",
+                     [(a + 1, f"bench-{a}", first) for a in range(shape.agents)])
+    conn.executemany("INSERT INTO series (id, agent_id, check_id) VALUES (?, ?, ?)",
+                     [(a * shape.checks + c + 1, a + 1, f"web-{c}") for a in range(shape.agents) for c in range(shape.checks)])
+    minutes = range(first, start_ms, 60_000)
+    for a in range(shape.agents):
+        conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, 'up', 60.0, ?, NULL, 0)",
+                         [(a + 1, n - 2**40, a * shape.checks + c + 1, at + c * 60, 20.0 + c % 7)
+                          for n, (at, c) in enumerate((at, c) for at in minutes for c in range(shape.checks))])
+    conn.executemany("INSERT INTO intervals VALUES (?, ?, ?, 'up', ?)",
+                     [(s, first, minutes[-1] + 90_000, minutes[-1]) for s in series])
+    stats = '{"http.status":[15,200,200,3000],"http.bytes":[15,5120,5120,76800],"tls.days_left":[15,61,61,915]}'
+    buckets = range(start_ms - start_ms % BUCKET_MS - AGED_DAYS * DAY_MS, start_ms - start_ms % BUCKET_MS, BUCKET_MS)
+    for bucket in buckets:
+        conn.executemany("INSERT INTO rollups VALUES (?, ?, 15, ?, ?)", [(s, bucket, bytes(range(24)), stats) for s in series])
+    compacted = (time.time_ns() // 1_000_000 - 3_600_000) // DAY_MS * DAY_MS
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('rollups_compacted_before', ?)", (str(compacted),))
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
 def bare_sqlite(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> float:
     """The peer: the same rows into one plain table (WAL, synchronous=FULL), a commit per batch."""
-    conn = sqlite3.connect(folder / f"bare-{shape.checks}-{batch_size}.db", isolation_level=None)
+    database = folder / f"bare-{shape.checks}-{batch_size}.db"
+    for suffix in ("", "-wal", "-shm"):  # the aged run measures it again
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    conn = sqlite3.connect(database, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("CREATE TABLE readings (agent TEXT, seq INTEGER, check_id TEXT, ts TEXT, status TEXT, "
@@ -156,16 +196,18 @@ def bare_sqlite(folder: Path, shape: Shape, batch_size: int, per_agent: int, sta
     return count / seconds
 
 
-def design_floor(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> float:
+def design_floor(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime,
+                 aged: Path | None = None) -> float:
     """The second peer: SQLite alone writing the rows our store writes, in the store's own schema and
     transactions (a group of IN_FLIGHT batches each): per batch its evidence row and its readings;
     per group each touched series' interval run and 15-minute rollup row, rewritten. Every value is
     prepared before the clock starts: no parsing, no HTTP, no signature, no Python logic. What is
     left is what this design costs SQLite, so it bounds what any Python on top of it can reach."""
-    database = folder / f"floor-{shape.checks}-{batch_size}.db"
+    database = folder / f"floor-{shape.checks}-{batch_size}{'-aged' if aged else ''}.db"
+    if aged is not None:
+        shutil.copy(aged, database)
     migrate(database)
     conn = connect(database)
-    series: dict[tuple[int, str], int] = {}
     groups = []
     evidence_id = 0
     plans = [[(a, batch_body(f"bench-{a}", made), [to_row(r) for r in made])
@@ -181,7 +223,7 @@ def design_floor(folder: Path, shape: Shape, batch_size: int, per_agent: int, st
                              "2026-11-26T00:00:00Z", 0, zlib.compress(body, 1), bytes(32), bytes(64), bytes(32),
                              bytes(32), '{"stored":1000}'))
             for row in made:
-                series_id = series.setdefault((agent_id, row.check), len(series) + 1)
+                series_id = agent_id * shape.checks + int(row.check.removeprefix("web-")) + 1  # as `age` numbers them
                 values.append((agent_id + 1, row.seq, series_id, row.ts, row.status, row.interval_s, row.latency_ms,
                                row.error, evidence_id))
                 derived[series_id] = row.ts
@@ -200,6 +242,9 @@ def design_floor(folder: Path, shape: Shape, batch_size: int, per_agent: int, st
         count += len(values)
     seconds = time.process_time() - started
     conn.close()
+    if aged is not None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
     return count / seconds
 
 
@@ -255,47 +300,59 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer readings (smoke)")
     args = parser.parse_args()
     readings_per_run = 80_000 if args.quick else 400_000
+    runs = [(STRESS, False), (DRAIN, False), (STRESS, True)]
     results = {}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        for shape in (STRESS, DRAIN):
+        for shape, aged in runs:
             per_agent = readings_per_run // shape.agents
             # Readings as a live watchdog gets them: ending just before now (older ones would be late
             # readings into days the daemon has already compacted, a slower path that is not the steady state).
             span_s = 60 * (per_agent // shape.checks + 1)
             start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(seconds=span_s + 60)
+            template = None
+            if aged:
+                template = folder / "aged.db"
+                age(template, shape, start)
             for batch_size in (100, 1000):
-                run = folder / f"run-{shape.checks}-{batch_size}"
+                run = folder / f"run-{shape.checks}-{batch_size}{'-aged' if aged else ''}"
                 run.mkdir()
+                if template is not None:
+                    shutil.copy(template, run / "watchdog.db")
                 port = free_port()
                 process = subprocess.Popen([str(Path(sys.executable).parent / "slawatch-watchdog"), "run", "-c",
                                             str(config(run, port, shape))],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 try:
-                    wait_http(f"http://127.0.0.1:{port}/healthz")
+                    wait_http(f"http://127.0.0.1:{port}/healthz", 60)
                     cpu_before = cpu_seconds(process.pid)
                     count, seconds = await flood(f"http://127.0.0.1:{port}", shape, batch_size, per_agent, start)
                     cpu = cpu_seconds(process.pid) - cpu_before
                 finally:
                     process.terminate()
                     process.wait(30)
-                sizes = table_bytes(run / "watchdog.db")
+                sizes = {} if aged else table_bytes(run / "watchdog.db")
+                if aged:
+                    shutil.rmtree(run)  # a copy of the aged store: hundreds of MB
                 bare = bare_sqlite(folder, shape, batch_size, per_agent, start)
-                floor = design_floor(folder, shape, batch_size, per_agent, start)
-                results[shape, batch_size] = (count, seconds, cpu, sizes, bare, floor)
+                floor = design_floor(folder, shape, batch_size, per_agent, start, template)
+                results[shape, aged, batch_size] = (count, seconds, cpu, sizes, bare, floor)
         month = check_month(folder, 3 if args.quick else 10)
-    for shape in (STRESS, DRAIN):
-        print(f"watchdog ingest, {shape.title} ({IN_FLIGHT} requests in flight), WAL + synchronous=FULL, "
-              "acknowledged after commit:")
+    for shape, aged in runs:
+        title = (f"the same on a store already holding {AGED_HOURS} h of these checks' readings and "
+                 f"{AGED_DAYS} days of their rollups" if aged else
+                 f"watchdog ingest, {shape.title} ({IN_FLIGHT} requests in flight), WAL + synchronous=FULL, "
+                 "acknowledged after commit")
+        print(title + ":")
         for batch_size in (100, 1000):
-            count, seconds, cpu, sizes, bare, floor = results[shape, batch_size]
+            count, seconds, cpu, sizes, bare, floor = results[shape, aged, batch_size]
             per_core = count / cpu
             print(f"  batches of {batch_size:>5}: {count / seconds:>9,.0f} readings/s wall, {per_core:>9,.0f} per CPU "
                   f"second of the watchdog ({count:,} readings, {cpu:.1f} CPU s)   target >= 100,000 per core")
             print(f"  {'':17}  bare SQLite insert of the same rows: {bare:>9,.0f} rows/s   ratio {per_core / bare:.2f}x")
             print(f"  {'':17}  SQLite alone writing the store's rows (evidence, readings, intervals, rollups): "
                   f"{floor:>9,.0f} readings per CPU second   ratio {per_core / floor:.2f}x")
-    count, _, _, sizes, _, _ = results[STRESS, 1000]
+    count, _, _, sizes, _, _ = results[STRESS, False, 1000]
     total = sum(sizes.values())
     parts = ", ".join(f"{name} {size / count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])
                       if size / count >= 1)
@@ -306,8 +363,8 @@ async def main() -> None:
     raw = 31 * 24 * 60 * total / count
     print(f"  (raw readings and evidence of a check-month: {raw / 1024:,.0f} KiB, kept 35 days; intervals and rollups "
           "are what years of history cost)")
-    for (shape, batch_size), (stored, _, cpu, _, bare, floor) in results.items():
-        figure = f"ingest readings per CPU-s, {shape.name}batches of {batch_size:,}"
+    for (shape, aged, batch_size), (stored, _, cpu, _, bare, floor) in results.items():
+        figure = f"ingest readings per CPU-s, {shape.name}{'aged store, ' if aged else ''}batches of {batch_size:,}"
         print(result(figure, stored / cpu, "readings/s", ">= 100000", "bare SQLite", bare))
         print(result(figure, stored / cpu, "readings/s", ">= 100000", "SQLite alone, the store's rows", floor))
     print(result("ingest DB bytes per reading", total / count, "B"))

@@ -386,6 +386,40 @@ def test_metric_stats_are_exact_over_any_bucket_window(tmp_path: Path, data: st.
         assert reader.metric_stats(AGENT, CHECK, start, end) == expected
 
 
+@HYPOTHESIS
+@given(data=st.data())
+def test_raw_readings_of_any_span_are_found_exactly_chunk_by_chunk(tmp_path: Path, data: st.DataObject) -> None:
+    """Raw readings are found through their 15-minute chunk (readings_by_time): a span of any
+    length, cutting chunks anywhere, before 1970 too (integer division truncates towards zero),
+    gives exactly the readings it holds, and a late reading refolds from the right one before it."""
+    base = data.draw(st.sampled_from([T0, 0]), label="base")
+    offsets = data.draw(st.lists(st.integers(-5 * BUCKET_MS, 5 * BUCKET_MS).map(lambda n: n - n % 1000),
+                                 min_size=1, max_size=40, unique=True), label="offsets")
+    history = [Row(seq, CHECK if seq % 3 else "other", base + at, DOWN if seq % 7 == 0 else UP, 30.0, float(seq), {},
+                   None) for seq, at in enumerate(offsets, start=1)]
+    path = tmp_path / f"{uuid.uuid4().hex}.db"
+    store = Store(path)
+    try:
+        for r in history:  # one reading a group, in the drawn order: many arrive late
+            stored(store, incoming([r]))
+    finally:
+        store.close()
+    # spans that start or end at readings, just after them, on chunk boundaries or anywhere
+    edges = sorted({r.ts + d for r in history for d in (0, 1)} | {base + k * BUCKET_MS for k in range(-6, 7)})
+    lo = data.draw(st.sampled_from(edges) | st.integers(base - 6 * BUCKET_MS, base + 6 * BUCKET_MS), label="lo")
+    hi = data.draw(st.sampled_from([edge for edge in edges if edge >= lo] or [lo]) | st.integers(lo, lo + 12 * BUCKET_MS),
+                   label="hi")
+    with Reader(path) as reader:
+        found, unseen = reader.latency_values([CHECK], [(lo, hi)])
+        assert unseen == 0
+        assert sorted(found) == sorted(r.latency_ms for r in history
+                                       if r.check == CHECK and r.status == UP and lo <= r.ts < hi)
+        ours = sorted((r for r in history if r.check == CHECK), key=lambda r: (r.ts, r.seq))
+        if ours:
+            start, end = ours[0].ts - MINUTE, ours[-1].ts + 2 * MINUTE
+            assert clip(reader.intervals(AGENT, CHECK), start, end) == rule1(readings_of(ours), start, end)
+
+
 def test_percentiles_use_the_exact_nearest_rank(store: Store, db: Path) -> None:
     # 1, 2, ..., 100 ms: the p-th percentile is p ms; p / 100 × 100 in floats lands above 7, 14, 28, ...
     stored(store, incoming([row(i, i * 1000, latency_ms=float(i)) for i in range(1, 101)]))
@@ -595,6 +629,49 @@ def test_a_database_of_the_first_schema_is_upgraded_with_its_data(db: Path, monk
     upgraded.close()
     with Reader(db) as reader:
         assert reader.count("readings") == 10 and reader.frozen("c", "2026-09") is not None
+
+
+def test_history_written_before_0008_is_kept_and_found_under_the_time_first_keys(
+        db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0008 re-keys rollups by (bucket, series) and indexes raw readings by (chunk, series, ts):
+    every row written before comes across unchanged, readers find the same figures, and the
+    writer goes on updating the same rows."""
+    from slawatch.watchdog import store as store_module
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [m for m in store_module.MIGRATIONS if m[0] < "0008"])
+    old = Store(db)
+    old.store([incoming([row(2 * i + 1, i * 30 * S, check="a", latency_ms=10.0 + i, metrics={"bytes": i}),
+                         row(2 * i + 2, i * 30 * S, check="b", latency_ms=5.0, metrics={"bytes": 1})])
+               for i in range(100)])
+    old.close()
+    everything = "SELECT * FROM rollups ORDER BY series_id, bucket"
+    with Reader(db) as reader:
+        before = reader.conn.execute(everything).fetchall()
+        count_before, _ = reader.latency(AGENT, "b", T0, T0 + 3600 * S)
+        stats_before = reader.metric_stats(AGENT, "a", T0, T0 + 3600 * S)
+        raw_before = sorted(reader.latency_values(["a", "b"], [(T0 + 7 * S, T0 + 2000 * S)])[0])
+        errors_before = reader.last_errors(["a"])
+    assert len(raw_before) == 2 * 66 and errors_before == []
+    assert len(before) == 8 and count_before == 100  # 50 minutes of two checks: four buckets each
+    monkeypatch.undo()
+    assert migrate(db) == ["0008-time-first-keys"]
+    with Reader(db) as reader:
+        assert reader.conn.execute(everything).fetchall() == before
+        assert reader.metric_stats(AGENT, "a", T0, T0 + 3600 * S) == stats_before
+        key = [r[2] for r in reader.conn.execute(
+            "SELECT * FROM pragma_index_info((SELECT name FROM pragma_index_list('rollups') WHERE origin = 'pk'))")]
+        assert key == ["bucket", "series_id"]
+        assert "rollups_by_series" in {r[1] for r in reader.conn.execute("SELECT * FROM pragma_index_list('rollups')")}
+        assert {r[1] for r in reader.conn.execute("SELECT * FROM pragma_index_list('readings')")} >= {
+            "readings_by_time", "readings_down"}
+        assert sorted(reader.latency_values(["a", "b"], [(T0 + 7 * S, T0 + 2000 * S)])[0]) == raw_before
+    upgraded = Store(db)  # a reading of b's last bucket updates that row
+    upgraded.store([incoming([row(201, 100 * 30 * S, check="b", latency_ms=7.0, metrics={"bytes": 2})])])
+    upgraded.close()
+    with Reader(db) as reader:
+        assert reader.count("rollups") == 8
+        assert reader.latency(AGENT, "b", T0, T0 + 3600 * S)[0] == 101
+        assert reader.metric_stats(AGENT, "b", T0 + 45 * 60 * S, T0 + 3600 * S)["bytes"] == [11, 1, 2, 12]
 
 
 def test_a_database_from_a_newer_slawatch_is_refused_by_name(db: Path) -> None:
