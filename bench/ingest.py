@@ -10,8 +10,9 @@
    send what they spooled while the watchdog was away, several readings of a check per batch. Beside it, in the same run, the peer: bare SQLite inserting the same
    rows (executemany into one plain table, same durability) -- the floor any SQLite store pays;
    and a second peer, SQLite alone writing the rows this store's design writes (see design_floor).
-   The stress shape runs twice more on an aged store (see `age`): what a watchdog that has run for
-   a while takes, where a store keyed by series first slows down as its history grows.
+   The stress shape runs twice more on an aged store (see `age`; --aged-hours, --aged-days): what a
+   watchdog that has run for a while takes, where a store keyed by series first slows down as its
+   history grows.
 2. DB bytes per reading after that run, per table.
 3. Bytes per check-month of intervals + rollups: a month of readings (60 s) of checks with a
    short outage every day, written through the store.
@@ -48,7 +49,6 @@ from slawatch.watchdog.store import BUCKET_MS, DAY_MS, WRITE_ROLLUP, Incoming, R
 ROOT = Path(__file__).resolve().parent.parent
 KEY = load_private_key((ROOT / "config" / "examples" / "secrets" / "agent.key").read_bytes())
 IN_FLIGHT = 16
-AGED_HOURS, AGED_DAYS = 6, 2
 
 
 @dataclass(frozen=True)
@@ -136,15 +136,15 @@ async def flood(url: str, shape: Shape, batch_size: int, per_agent: int, start: 
         return acknowledged, time.perf_counter() - started
 
 
-def age(database: Path, shape: Shape, start: dt.datetime) -> None:
+def age(database: Path, shape: Shape, start: dt.datetime, hours: int, days: int) -> None:
     """A store as a watchdog that has run for a while holds it, made straight in SQL before the
-    daemon starts: the shape's checks' readings of the AGED_HOURS hours before `start` (one a
-    minute; seqs below any an agent sends), a run each, and AGED_DAYS days of 15-minute rollups,
+    daemon starts: the shape's checks' readings of the `hours` before `start` (one a minute; seqs
+    below any an agent sends), a run each, and `days` days of 15-minute rollups,
     compacted (as the daemon would have by then)."""
     migrate(database)
     conn = connect(database)
     start_ms = int(start.timestamp() * 1000)
-    first = start_ms - AGED_HOURS * 3_600_000
+    first = start_ms - hours * 3_600_000
     series = range(1, shape.agents * shape.checks + 1)
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO agents (id, name, first_seen) VALUES (?, ?, ?)",
@@ -159,7 +159,7 @@ def age(database: Path, shape: Shape, start: dt.datetime) -> None:
     conn.executemany("INSERT INTO intervals VALUES (?, ?, ?, 'up', ?)",
                      [(s, first, minutes[-1] + 90_000, minutes[-1]) for s in series])
     stats = '{"http.status":[15,200,200,3000],"http.bytes":[15,5120,5120,76800],"tls.days_left":[15,61,61,915]}'
-    buckets = range(start_ms - start_ms % BUCKET_MS - AGED_DAYS * DAY_MS, start_ms - start_ms % BUCKET_MS, BUCKET_MS)
+    buckets = range(start_ms - start_ms % BUCKET_MS - days * DAY_MS, start_ms - start_ms % BUCKET_MS, BUCKET_MS)
     for bucket in buckets:
         conn.executemany("INSERT INTO rollups VALUES (?, ?, 15, ?, ?)", [(s, bucket, bytes(range(24)), stats) for s in series])
     compacted = (time.time_ns() // 1_000_000 - 3_600_000) // DAY_MS * DAY_MS
@@ -298,6 +298,8 @@ def check_month(folder: Path, checks: int) -> dict[str, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer readings (smoke)")
+    parser.add_argument("--aged-hours", type=int, default=6, help="hours of readings in the aged store (default 6)")
+    parser.add_argument("--aged-days", type=int, default=2, help="days of rollups in the aged store (default 2)")
     args = parser.parse_args()
     readings_per_run = 80_000 if args.quick else 400_000
     runs = [(STRESS, False), (DRAIN, False), (STRESS, True)]
@@ -313,7 +315,7 @@ async def main() -> None:
             template = None
             if aged:
                 template = folder / "aged.db"
-                age(template, shape, start)
+                age(template, shape, start, args.aged_hours, args.aged_days)
             for batch_size in (100, 1000):
                 run = folder / f"run-{shape.checks}-{batch_size}{'-aged' if aged else ''}"
                 run.mkdir()
@@ -339,8 +341,8 @@ async def main() -> None:
                 results[shape, aged, batch_size] = (count, seconds, cpu, sizes, bare, floor)
         month = check_month(folder, 3 if args.quick else 10)
     for shape, aged in runs:
-        title = (f"the same on a store already holding {AGED_HOURS} h of these checks' readings and "
-                 f"{AGED_DAYS} days of their rollups" if aged else
+        title = (f"the same on a store already holding {args.aged_hours} h of these checks' readings and "
+                 f"{args.aged_days} days of their rollups" if aged else
                  f"watchdog ingest, {shape.title} ({IN_FLIGHT} requests in flight), WAL + synchronous=FULL, "
                  "acknowledged after commit")
         print(title + ":")
