@@ -20,6 +20,7 @@ from slawatch.watchdog import sketch
 from slawatch.watchdog.intervals import DOWN, UNKNOWN, UP, Run, clip, hold_ms
 from slawatch.watchdog.store import (
     BUCKET_MS,
+    DAY_MS,
     GENESIS,
     MIGRATIONS,
     SELF_CHECK,
@@ -418,6 +419,37 @@ def test_raw_readings_of_any_span_are_found_exactly_chunk_by_chunk(tmp_path: Pat
         if ours:
             start, end = ours[0].ts - MINUTE, ours[-1].ts + 2 * MINUTE
             assert clip(reader.intervals(AGENT, CHECK), start, end) == rule1(readings_of(ours), start, end)
+
+
+def test_latency_of_a_span_is_read_from_one_state_while_the_writer_commits(store: Store, db: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A span covering most of a compacted day is its daily row less the raw readings of the rest.
+    A reading committed between those two reads (ingest goes on while a page is drawn) must not be
+    taken off a daily row that never counted it: the reader reads one state."""
+    from slawatch.watchdog import store as store_module
+
+    day = T0 - 14 * 3600 * S  # T0 is 14:00 UTC
+    late_evening = 9 * 3600 * S + 30 * MINUTE  # 23:30 of that day, from T0
+    stored(store, incoming([row(i + 1, late_evening + i * 30 * S, latency_ms=10.0 + i % 5) for i in range(60)]))
+    assert store.compact(day + DAY_MS) == 1
+    span = [(day, T0 + late_evening + 22 * MINUTE)]  # all but the day's last 8 minutes
+    plan = store_module.plan_latency(span, day + DAY_MS, ())
+    assert plan.add == [("daily_rollups", day, day + DAY_MS)] and plan.raw_subtract == [(span[0][1], day + DAY_MS)]
+    with Reader(db) as reader:
+        want = reader.latency_in([CHECK], span).histogram
+    assert sum(want.values()) == 44
+    original, written = store_module.chunks, []
+
+    def chunks_after_a_commit(conn: sqlite3.Connection, start: int, end: int) -> tuple[int, int] | None:
+        if not written:  # the daily row is read; now the writer commits a late reading of the rest
+            written.append(True)  # (the writer's refold calls this too)
+            stored(store, incoming([row(99, late_evening + 25 * MINUTE + 15 * S, latency_ms=500.0)]))
+        return original(conn, start, end)
+
+    monkeypatch.setattr(store_module, "chunks", chunks_after_a_commit)
+    with Reader(db) as reader:
+        assert reader.latency_in([CHECK], span).histogram == want
+    assert written
 
 
 def test_percentiles_use_the_exact_nearest_rank(store: Store, db: Path) -> None:

@@ -217,7 +217,7 @@ ALTER TABLE dropped ADD COLUMN cut_at INTEGER;
 -- per check, and ever more of them missed the cache as history grew: a store holding three hours
 -- of readings of 8,000 checks took readings in at half the rate of an empty one. Now a group's
 -- entries lie side by side in the newest pages. A series' rollups are found through
--- rollups_by_series; its raw readings of a span chunk by chunk (15-minute chunks, see _CHUNKS),
+-- rollups_by_series; its raw readings of a span chunk by chunk (15-minute chunks, see CHUNKS),
 -- its down readings through readings_down.
 CREATE TABLE rollups_by_time (
     series_id INTEGER NOT NULL,
@@ -1222,6 +1222,19 @@ class Reader:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction: every statement inside sees the same committed state, whatever the
+        writer commits meanwhile (WAL)."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
+
     def agents(self) -> list[AgentState]:
         rows = self.conn.execute(
             "SELECT name, first_seen, last_seen, last_seq, last_reading_ts, self_metrics, manifest, manifest_at, "
@@ -1376,6 +1389,10 @@ class Reader:
         (sorted, disjoint), exactly as the raw readings would give it: merged monthly and daily
         rows, 15-minute rows, and raw readings where a span cuts a bucket, while they are kept
         (`unseen_ms`: such edge time whose readings are purged)."""
+        with self._snapshot():  # the merged rows and the raw readings they are cut with, of one state
+            return self._latency_in(checks, spans)
+
+    def _latency_in(self, checks: Sequence[str], spans: Sequence[tuple[int, int]]) -> LatencyFound:
         series = [row[0] for row in self.conn.execute(
             f"SELECT id FROM series WHERE check_id IN ({', '.join('?' * len(checks))})", tuple(checks))]
         found = LatencyFound({}, 0, 0)
@@ -1413,6 +1430,10 @@ class Reader:
     def latency_values(self, checks: Sequence[str], spans: Sequence[tuple[int, int]]) -> tuple[list[float], int]:
         """The raw latencies of the up readings of these checks in `spans`, and how much of the spans
         is before the purge (no raw readings left there)."""
+        with self._snapshot():
+            return self._latency_values(checks, spans)
+
+    def _latency_values(self, checks: Sequence[str], spans: Sequence[tuple[int, int]]) -> tuple[list[float], int]:
         series = [row[0] for row in self.conn.execute(
             f"SELECT id FROM series WHERE check_id IN ({', '.join('?' * len(checks))})", tuple(checks))]
         marks = ", ".join("?" * len(series))
