@@ -139,8 +139,9 @@ async def flood(url: str, shape: Shape, batch_size: int, per_agent: int, start: 
 def age(database: Path, shape: Shape, start: dt.datetime, hours: int, days: int) -> None:
     """A store as a watchdog that has run for a while holds it, made straight in SQL before the
     daemon starts: the shape's checks' readings of the `hours` before `start` (one a minute; seqs
-    below any an agent sends), a run each, and `days` days of 15-minute rollups,
-    compacted (as the daemon would have by then)."""
+    below any an agent sends), a run each, and `days` days of 15-minute rollups, with the compaction
+    watermark where the daemon's would be by then (the merged rows, which ingest never reads, are
+    left out)."""
     migrate(database)
     conn = connect(database)
     start_ms = int(start.timestamp() * 1000)
@@ -301,6 +302,8 @@ async def main() -> None:
     parser.add_argument("--aged-hours", type=int, default=6, help="hours of readings in the aged store (default 6)")
     parser.add_argument("--aged-days", type=int, default=2, help="days of rollups in the aged store (default 2)")
     args = parser.parse_args()
+    if args.aged_hours < 1 or args.aged_days < 0:
+        parser.error("--aged-hours must be at least 1 and --aged-days at least 0")
     readings_per_run = 80_000 if args.quick else 400_000
     runs = [(STRESS, False), (DRAIN, False), (STRESS, True)]
     results = {}
