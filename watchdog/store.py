@@ -1393,8 +1393,7 @@ class Reader:
             return self._latency_in(checks, spans)
 
     def _latency_in(self, checks: Sequence[str], spans: Sequence[tuple[int, int]]) -> LatencyFound:
-        series = [row[0] for row in self.conn.execute(
-            f"SELECT id FROM series WHERE check_id IN ({', '.join('?' * len(checks))})", tuple(checks))]
+        series = self._series_of(checks)
         found = LatencyFound({}, 0, 0)
         if not series or not spans:
             return found
@@ -1411,15 +1410,9 @@ class Reader:
         purged = self._meta_int("readings_purged_before")
         for pieces, sign in ((plan.raw, 1), (plan.raw_subtract, -1)):
             for lo, hi in pieces:
-                if purged is not None and lo < purged:
-                    found.unseen_ms += min(hi, purged) - lo
-                    lo = max(lo, purged)
-                span = chunks(self.conn, lo, hi)
-                if span is None:
-                    continue
-                for (value,) in self.conn.execute(
-                        CHUNKS + f"SELECT latency_ms FROM readings WHERE ts / 900000 IN chunk AND series_id IN ({marks}) "
-                        "AND ts >= ? AND ts < ? AND status = 'up' AND latency_ms IS NOT NULL", (*span, *series, lo, hi)):
+                values, unseen = self._raw_latencies(series, lo, hi, purged)
+                found.unseen_ms += unseen
+                for value in values:
                     key = sketch.bucket(value)
                     found.histogram[key] = found.histogram.get(key, 0) + sign
         if any(n < 0 for n in found.histogram.values()):
@@ -1434,22 +1427,34 @@ class Reader:
             return self._latency_values(checks, spans)
 
     def _latency_values(self, checks: Sequence[str], spans: Sequence[tuple[int, int]]) -> tuple[list[float], int]:
-        series = [row[0] for row in self.conn.execute(
-            f"SELECT id FROM series WHERE check_id IN ({', '.join('?' * len(checks))})", tuple(checks))]
-        marks = ", ".join("?" * len(series))
+        series = self._series_of(checks)
         purged = self._meta_int("readings_purged_before")
         values: list[float] = []
         unseen = 0
         for lo, hi in spans:
-            if purged is not None and lo < purged:
-                unseen += min(hi, purged) - lo
-                lo = max(lo, purged)
-            span = chunks(self.conn, lo, hi)
-            if series and span:
-                values += [v for (v,) in self.conn.execute(
-                    CHUNKS + f"SELECT latency_ms FROM readings WHERE ts / 900000 IN chunk AND series_id IN ({marks}) "
-                    "AND ts >= ? AND ts < ? AND status = 'up' AND latency_ms IS NOT NULL", (*span, *series, lo, hi))]
+            found, unseen_here = self._raw_latencies(series, lo, hi, purged)
+            values += found
+            unseen += unseen_here
         return values, unseen
+
+    def _series_of(self, checks: Sequence[str]) -> list[int]:
+        """The series ids of these checks, every agent's."""
+        return [row[0] for row in self.conn.execute(
+            f"SELECT id FROM series WHERE check_id IN ({', '.join('?' * len(checks))})", tuple(checks))]
+
+    def _raw_latencies(self, series: Sequence[int], start: int, end: int, purged: int | None) -> tuple[list[float], int]:
+        """The latencies of these series' up readings in [start, end), and how much of it lies before
+        the purge `purged` (its readings are gone)."""
+        unseen = 0
+        if purged is not None and start < purged:
+            unseen, start = min(end, purged) - start, max(start, purged)
+        span = chunks(self.conn, start, end)
+        if not series or span is None:
+            return [], unseen
+        return [value for (value,) in self.conn.execute(
+            CHUNKS + f"SELECT latency_ms FROM readings WHERE ts / 900000 IN chunk AND series_id IN "
+            f"({', '.join('?' * len(series))}) AND ts >= ? AND ts < ? AND status = 'up' AND latency_ms IS NOT NULL",
+            (*span, *series, start, end))], unseen
 
     def _add(self, found: LatencyFound, query: str, args: tuple[Any, ...], sign: int) -> None:
         histogram = found.histogram
