@@ -242,6 +242,10 @@ CREATE INDEX readings_down ON readings (series_id, ts) WHERE status = 'down';
 class Conflict(Exception):
     """A batch id already stored with another body (HTTP 409)."""
 
+    @classmethod
+    def of(cls, batch: str) -> Conflict:
+        return cls(f"batch {batch} was already stored with another body")
+
 
 class _BatchFailed(Exception):
     def __init__(self, index: int, error: Exception) -> None:
@@ -672,7 +676,7 @@ class Store:
         existing = self.stored_batch(batch.agent, batch.batch)
         if existing is not None:
             if existing.body_sha256 != batch.body_sha256:
-                raise Conflict(f"batch {batch.batch} was already stored with another body")
+                raise Conflict.of(batch.batch)
             return existing.answer, head
         if not all(0 < row.interval_s <= MAX_INTERVAL_S for row in batch.rows):
             raise ValueError(f"an interval_s outside (0, {MAX_INTERVAL_S:g}] seconds")  # fails this batch only

@@ -126,7 +126,7 @@ class Writer:
                 original = results[twin.index]
                 if isinstance(original, Stored):
                     answers.append((twin.waiter, Stored(original.ack, resend=True) if twin.same_body else
-                                    Conflict(f"batch {kept[twin.index][0].batch} was already stored with another body")))
+                                    Conflict.of(kept[twin.index][0].batch)))
                 else:
                     answers.append((twin.waiter, original if isinstance(original, Conflict) else twin.refused))
         finally:
@@ -156,7 +156,7 @@ class Writer:
             if stored is None:
                 answers.append((waiter, exc))
             elif stored.body_sha256 != batch.body_sha256:  # a conflict, valid or not
-                answers.append((waiter, Conflict(f"batch {batch.batch} was already stored with another body")))
+                answers.append((waiter, Conflict.of(batch.batch)))
             else:
                 answers.append((waiter, stored.answer))
             return False
