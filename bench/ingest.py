@@ -38,7 +38,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from peers import cpu_seconds, free_port, result, wait_http  # noqa: E402
+from peers import cpu_seconds, free_port, remove_database, result, wait_http  # noqa: E402
 
 from slawatch.agent.protocol import INGEST_PATH, batch_body, new_batch_id, sign  # noqa: E402
 from slawatch.collectors.reading import Reading  # noqa: E402
@@ -173,8 +173,7 @@ def age(database: Path, shape: Shape, start: dt.datetime, hours: int, days: int)
 def bare_sqlite(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> float:
     """The peer: the same rows into one plain table (WAL, synchronous=FULL), a commit per batch."""
     database = folder / f"bare-{shape.checks}-{batch_size}.db"
-    for suffix in ("", "-wal", "-shm"):  # the aged run measures it again
-        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    remove_database(database)  # the aged run measures it again
     conn = sqlite3.connect(database, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
@@ -244,8 +243,7 @@ def design_floor(folder: Path, shape: Shape, batch_size: int, per_agent: int, st
     seconds = time.process_time() - started
     conn.close()
     if aged is not None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        remove_database(database)
     return count / seconds
 
 

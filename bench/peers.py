@@ -45,6 +45,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def remove_database(path: Path) -> None:
+    """An SQLite database and its WAL files, where there are any."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its children so far."""
     times = psutil.Process(pid).cpu_times()

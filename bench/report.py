@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from peers import result  # noqa: E402
+from peers import remove_database, result  # noqa: E402
 
 from slawatch.config.contract import load_contract  # noqa: E402
 from slawatch.watchdog import sketch  # noqa: E402
@@ -150,8 +150,7 @@ def main() -> None:
                   f"(target <= 1 s; {incidents:,} incidents)   peer: SQLite summing raw rows {kuma:6.3f} s   "
                   f"ratio {seconds / kuma:.2f}x   [store: {sizes['intervals']:,} runs, {sizes['rollups']:,} "
                   f"15-min rollups, {sizes['daily rollups']:,} days compacted; filled in {filled:.0f} s]")
-            database.unlink()
-            Path(str(database) + "-wal").unlink(missing_ok=True)
+            remove_database(database)
             results[step] = (seconds, kuma)
     for step, label in ((600, "raw readings at 600 s"), (60, "10x raw rows (60 s)")):
         seconds, kuma = results[step]
