@@ -288,8 +288,7 @@ class Spool:
         if not rows:
             return 0
         first, last = rows[0][0], rows[-1][0]
-        with self._transaction():
-            self._drop_range(first, last, reason)
+        self._drop_ranges([(first, last, reason)])
         log.warning("event=spool-dropped first_seq=%d last_seq=%d count=%d reason=%r", first, last, len(rows), reason)
         return len(rows)
 
@@ -305,9 +304,7 @@ class Spool:
         if not ahead:
             return 0
         runs = _runs(ahead, now)
-        with self._transaction():
-            for first, last, _, seconds in runs:
-                self._drop_range(first, last, _stamped_ahead(seconds))
+        self._drop_ranges([(first, last, _stamped_ahead(seconds)) for first, last, _, seconds in runs])
         for first, last, count, seconds in runs:
             log.error("event=spool-dropped first_seq=%d last_seq=%d count=%d ahead_s=%.0f reason=%r",
                       first, last, count, seconds, _stamped_ahead(seconds))
@@ -334,18 +331,20 @@ class Spool:
             kept.append((seq, body))
             run_open = False
         if damaged:
-            with self._transaction():
-                for first, last, reason in damaged:
-                    self._drop_range(first, last, reason)
+            self._drop_ranges(damaged)
             for first, last, reason in damaged:
                 log.error("event=spool-dropped first_seq=%d last_seq=%d reason=%r", first, last, reason)
         return readings, kept
 
-    def _drop_range(self, first: int, last: int, reason: str) -> None:
-        """Delete readings first..last and record the range, to ship as dropped (in a transaction)."""
-        self._db.execute("DELETE FROM reading WHERE seq BETWEEN ? AND ?", (first, last))
-        self._db.execute("INSERT INTO dropped (first_seq, last_seq, reason, at) VALUES (?, ?, ?, ?)",
-                         (first, last, reason, format_ts(dt.datetime.now(dt.timezone.utc))))
+    def _drop_ranges(self, ranges: Sequence[tuple[int, int, str]]) -> None:
+        """Delete the readings of each (first, last, reason) range and record the range, to ship as
+        dropped; all in one transaction."""
+        at = format_ts(dt.datetime.now(dt.timezone.utc))
+        with self._transaction():
+            for first, last, reason in ranges:
+                self._db.execute("DELETE FROM reading WHERE seq BETWEEN ? AND ?", (first, last))
+                self._db.execute("INSERT INTO dropped (first_seq, last_seq, reason, at) VALUES (?, ?, ?, ?)",
+                                 (first, last, reason, at))
 
     def holds_at_least(self, count: int) -> bool:
         """Whether `count` readings wait (cheap: walks at most `count` keys, unlike count(*))."""
