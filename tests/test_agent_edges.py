@@ -20,7 +20,8 @@ from slawatch.collectors.reading import Reading
 from slawatch.config.keys import load_private_key, public_key_line
 from slawatch.watchdog.store import Reader
 
-from .conftest import EXAMPLES, free_port
+from .conftest import EXAMPLES
+from .http_peers import serve
 from .ingest_peer import Receiver
 from .watchdog_peers import AGENT, serving, write_config
 
@@ -31,14 +32,6 @@ def recent(count: int) -> list[Reading]:
     start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
     return [Reading(agent="probe", check="web", ts=start + dt.timedelta(seconds=30 * i), status="up",
                     interval_s=30.0, latency_ms=10.0) for i in range(count)]
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
 
 
 async def ship_for(spool: Spool, url: str, seconds: float) -> Shipper:
@@ -74,7 +67,8 @@ async def test_a_200_that_is_not_the_acknowledgement_deletes_nothing(tmp_path: P
     app.router.add_post("/api/v1/ingest", redirected)
     app.router.add_route("*", "/login", page)
     app.router.add_post("/other/api/v1/ingest", page)
-    runner, url = await serve(app)
+    server = serve(app)
+    url = await server.__anext__()
     spool = Spool(tmp_path / "spool.db", "probe")
     spool.append(recent(5))
     try:
@@ -84,7 +78,7 @@ async def test_a_200_that_is_not_the_acknowledgement_deletes_nothing(tmp_path: P
             assert "not the watchdog's acknowledgement" in shipper.delivery.last_error or "HTTP 302" in (
                 shipper.delivery.last_error or "")
     finally:
-        await runner.cleanup()
+        await server.aclose()
     assert "/api/v1/ingest" in posts and "/other/api/v1/ingest" in posts and "/login" not in posts
 
 
@@ -92,7 +86,8 @@ async def test_an_unreadable_spool_row_is_shipped_as_dropped_and_the_rest_as_rea
     """One row damaged on disk (the file still passes SQLite's check) and one holding what a reading
     may not (a non-finite metric): each becomes a dropped range; every other reading ships."""
     peer = receiver()
-    runner, url = await serve(peer.app())
+    server = serve(peer.app())
+    url = await server.__anext__()
     spool = Spool(tmp_path / "spool.db", "probe")
     first, second, third, *rest = recent(6)
     infinite = Reading(**{**second.__dict__, "metrics": {"x": float("inf")}})
@@ -105,7 +100,7 @@ async def test_an_unreadable_spool_row_is_shipped_as_dropped_and_the_rest_as_rea
     try:
         await ship_for(spool, url, 1.0)
     finally:
-        await runner.cleanup()
+        await server.aclose()
     assert peer.seqs() == [seqs[2], seqs[3], seqs[5]]
     assert sorted(peer.dropped) == [(seqs[0], seqs[1]), (seqs[4], seqs[4])]
     assert spool.depth() == 0
