@@ -7,8 +7,6 @@ no reading can carry; and `evidence export` to a file is an error, not a traceba
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,12 +14,9 @@ import pytest
 from slawatch.config import ConfigError, load_contract
 from slawatch.config.keys import pem_private_key, public_key_line, load_private_key
 
-BIN = Path(sys.executable).parent
+from .test_cli import run as cli
+
 SEED = bytes(range(32))
-
-
-def cli(tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / tool), *args], capture_output=True, text=True, timeout=timeout)
 
 
 def agent_files(folder: Path, extra_agent: str = "", checks: str = "") -> Path:
