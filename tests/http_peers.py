@@ -77,19 +77,21 @@ def certificates(folder: Path) -> Certificates:
     ca = trustme.CA()
     ca_file = folder / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-
-    def server(*names: str, **validity: dt.datetime) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(*names, **validity).configure_cert(context)
-        return context
-
     return Certificates(
         ca_file=str(ca_file),
-        valid=server("127.0.0.1", "localhost", not_after=NOW + dt.timedelta(days=90, hours=1)),
-        expired=server("127.0.0.1", not_before=NOW - dt.timedelta(days=60), not_after=NOW - dt.timedelta(days=1)),
-        soon=server("127.0.0.1", not_after=NOW + dt.timedelta(days=5, hours=1)),
-        wrong_host=server("shop.example.com", not_after=NOW + dt.timedelta(days=90)),
+        valid=server_context(ca, "127.0.0.1", "localhost", not_after=NOW + dt.timedelta(days=90, hours=1)),
+        expired=server_context(ca, "127.0.0.1", not_before=NOW - dt.timedelta(days=60),
+                               not_after=NOW - dt.timedelta(days=1)),
+        soon=server_context(ca, "127.0.0.1", not_after=NOW + dt.timedelta(days=5, hours=1)),
+        wrong_host=server_context(ca, "shop.example.com", not_after=NOW + dt.timedelta(days=90)),
     )
+
+
+def server_context(ca: trustme.CA, *names: str, **validity: dt.datetime) -> ssl.SSLContext:
+    """A server's TLS context with a certificate of `ca` for `names`, valid as `validity` says."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names, **validity).configure_cert(context)
+    return context
 
 
 async def serve(app: web.Application, context: ssl.SSLContext | None = None) -> AsyncIterator[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -23,20 +22,15 @@ from slawatch.collectors.http import collect as http_collect
 from slawatch.collectors.reading import DOWN, UP
 from slawatch.collectors.snmp import collect as snmp_collect
 from slawatch.collectors.vantage import Vantage
-from slawatch.config import HostCheck, HttpCheck, SnmpCheck
+from slawatch.config import HostCheck, SnmpCheck
 from slawatch.config.values import Secret
 
-from .http_peers import peer_app, serve
+from .http_peers import peer_app, serve, server_context
 from .snmp_peers import free_udp_port, running_snmpsim, stop, wait_for_agent
+from .test_http import check as http_check
 
 
 NOW = dt.datetime.now(dt.timezone.utc)
-
-
-def http_check(url: str, **settings: Any) -> HttpCheck:
-    settings.setdefault("timeout", 2.0)
-    settings.setdefault("id", "web")
-    return HttpCheck(type="http", interval=30.0, url=url, **settings)
 
 
 @pytest.fixture
@@ -68,12 +62,6 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def server_context(ca: trustme.CA, **validity: dt.datetime) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", **validity).configure_cert(context)
-    return context
-
-
 async def test_tls_min_days_reads_the_certificate_of_the_polled_port(vantage: Vantage, ca: trustme.CA,
                                                                      tmp_path: Path) -> None:
     """tls_min_days: "down when the certificate expires sooner". Two services on one host, ports
@@ -81,8 +69,8 @@ async def test_tls_min_days_reads_the_certificate_of_the_polled_port(vantage: Va
     B's certificate (5 days < 14 -> down), not A's."""
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    good = serve(peer_app(), server_context(ca, not_after=NOW + dt.timedelta(days=90, hours=1)))
-    soon = serve(peer_app(), server_context(ca, not_after=NOW + dt.timedelta(days=5, hours=1)))
+    good = serve(peer_app(), server_context(ca, "127.0.0.1", not_after=NOW + dt.timedelta(days=90, hours=1)))
+    soon = serve(peer_app(), server_context(ca, "127.0.0.1", not_after=NOW + dt.timedelta(days=5, hours=1)))
     good_url, soon_url = await good.__anext__(), await soon.__anext__()
     try:
         check_b = http_check(f"{soon_url}/ok", id="b", ca_file=str(ca_file), tls_min_days=14)
@@ -100,7 +88,7 @@ async def test_tls_min_days_reads_the_certificate_of_the_polled_port(vantage: Va
 async def test_tls_min_days_zero_with_an_expired_certificate(vantage: Vantage, ca: trustme.CA) -> None:
     """tls_min_days = 0 with verify_tls = false (a self-signed service): "down when the certificate
     expires sooner" than 0 days, i.e. down once it has expired. Expired 12 h ago must be down."""
-    server = serve(peer_app(), server_context(ca, not_before=NOW - dt.timedelta(days=30),
+    server = serve(peer_app(), server_context(ca, "127.0.0.1", not_before=NOW - dt.timedelta(days=30),
                                               not_after=NOW - dt.timedelta(hours=12)))
     url = await server.__anext__()
     try:

@@ -23,7 +23,8 @@ from .http_peers import Certificates, certificates, peer_app, serve
 
 def check(url: str, **settings: Any) -> HttpCheck:
     settings.setdefault("timeout", 2.0)
-    return HttpCheck(id="web", type="http", interval=30.0, url=url, **settings)
+    settings.setdefault("id", "web")
+    return HttpCheck(type="http", interval=30.0, url=url, **settings)
 
 
 @pytest.fixture
