@@ -28,6 +28,7 @@ from slawatch.config.values import Secret
 from .http_peers import peer_app, serve, server_context
 from .snmp_peers import free_udp_port, running_snmpsim, stop, wait_for_agent
 from .test_http import check as http_check
+from .test_snmp import snmp_check
 
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -149,8 +150,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def device(port: int, community: str) -> SnmpCheck:
-    return SnmpCheck(id="sw", type="snmp", interval=30.0, timeout=2.0, host="127.0.0.1", port=port,
-                     community=Secret(community), interfaces=("eth0",))
+    return snmp_check(port, community=Secret(community), interfaces=("eth0",))
 
 
 async def test_rate_after_a_poll_without_counters_uses_the_interval_of_its_counters(sim: int, vantage: Vantage) -> None:
