@@ -7,9 +7,12 @@
    synchronous=FULL, acknowledged only after commit). "Per core" divides by the CPU seconds the
    watchdog process used. Two shapes of traffic (see Shape): the stress shape, where every reading
    of a transaction is another check's; and a backlog drain, where agents with 50 checks each
-   send what they spooled while the watchdog was away, several readings of a check per batch. Beside it, in the same run, the peer: bare SQLite inserting the same
-   rows (executemany into one plain table, same durability) -- the floor any SQLite store pays;
-   and a second peer, SQLite alone writing the rows this store's design writes (see design_floor).
+   send what they spooled while the watchdog was away, several readings of a check per batch.
+   Beside it, in the same run, the peers: bare SQLite inserting the same rows (executemany into
+   one plain table, same durability) -- the floor any SQLite store pays; SQLite alone writing the
+   rows this store's design writes (see design_floor); and the signed HTTP endpoint alone
+   (signed_target.py: aiohttp and the Ed25519 check, nothing stored). The last two added up
+   (`ceiling`) are the most this design can reach in this stack.
    The stress shape runs twice more on an aged store (see `age`; --aged-hours, --aged-days): what a
    watchdog that has run for a while takes, where a store keyed by series first slows down as its
    history grows.
@@ -106,6 +109,23 @@ def readings(agent: str, first: int, count: int, start: dt.datetime, checks: int
                             metrics={"http.status": 503 if down else 200, "http.bytes": 5120, "tls.days_left": 61},
                             error="HTTP 503" if down else None))
     return made
+
+
+async def signed_http(shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> float:
+    """The third peer: the ingest endpoint with nothing behind it (signed_target.py: aiohttp and the
+    watchdog's own envelope and Ed25519 checks), flooded alike; readings per CPU second of it. The
+    HTTP and signature layer's cost alone, before a byte is parsed or stored."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent / "signed_target.py"), str(port),
+                                str(shape.agents)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", 60)
+        cpu_before = cpu_seconds(process.pid)
+        count, _ = await flood(f"http://127.0.0.1:{port}", shape, batch_size, per_agent, start)
+        return count / (cpu_seconds(process.pid) - cpu_before)
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 async def flood(url: str, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> tuple[int, float]:
@@ -247,6 +267,13 @@ def design_floor(folder: Path, shape: Shape, batch_size: int, per_agent: int, st
     return count / seconds
 
 
+def ceiling(http: float, floor: float) -> float:
+    """Readings per CPU second of the signed HTTP endpoint and the store's SQL run one after the
+    other, each alone: their CPU per reading adds up. No Python between them, no parsing, no intervals
+    or rollups worked out: what this design reaches in this stack at the very most."""
+    return 1 / (1 / http + 1 / floor)
+
+
 def table_bytes(database: Path) -> dict[str, int]:
     conn = sqlite3.connect(database)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -305,6 +332,7 @@ async def main() -> None:
     readings_per_run = 80_000 if args.quick else 400_000
     runs = [(STRESS, False), (DRAIN, False), (STRESS, True)]
     results = {}
+    signed: dict[tuple[Shape, int], float] = {}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         for shape, aged in runs:
@@ -339,6 +367,8 @@ async def main() -> None:
                     shutil.rmtree(run)  # a copy of the aged store: hundreds of MB
                 bare = bare_sqlite(folder, shape, batch_size, per_agent, start)
                 floor = design_floor(folder, shape, batch_size, per_agent, start, template)
+                if not aged:  # nothing is stored behind it: the aged runs take the same figure
+                    signed[shape, batch_size] = await signed_http(shape, batch_size, per_agent, start)
                 results[shape, aged, batch_size] = (count, seconds, cpu, sizes, bare, floor)
         month = check_month(folder, 3 if args.quick else 10)
     for shape, aged in runs:
@@ -355,6 +385,11 @@ async def main() -> None:
             print(f"  {'':17}  bare SQLite insert of the same rows: {bare:>9,.0f} rows/s   ratio {per_core / bare:.2f}x")
             print(f"  {'':17}  SQLite alone writing the store's rows (evidence, readings, intervals, rollups): "
                   f"{floor:>9,.0f} readings per CPU second   ratio {per_core / floor:.2f}x")
+            http = signed[shape, batch_size]
+            print(f"  {'':17}  the signed HTTP endpoint alone (aiohttp + Ed25519, nothing stored): {http:>9,.0f} "
+                  f"readings per CPU second")
+            print(f"  {'':17}  both alone, one after the other (the most this design reaches in this stack): "
+                  f"{ceiling(http, floor):>9,.0f} readings per CPU second   ratio {per_core / ceiling(http, floor):.2f}x")
     count, _, _, sizes, _, _ = results[STRESS, False, 1000]
     total = sum(sizes.values())
     parts = ", ".join(f"{name} {size / count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])
@@ -370,6 +405,8 @@ async def main() -> None:
         figure = f"ingest readings per CPU-s, {shape.name}{'aged store, ' if aged else ''}batches of {batch_size:,}"
         print(result(figure, stored / cpu, "readings/s", ">= 100000", "bare SQLite", bare))
         print(result(figure, stored / cpu, "readings/s", ">= 100000", "SQLite alone, the store's rows", floor))
+        print(result(figure, stored / cpu, "readings/s", ">= 100000", "signed HTTP alone + the store's rows alone",
+                     ceiling(signed[shape, batch_size], floor)))
     print(result("ingest DB bytes per reading", total / count, "B"))
     print(result("history per check-month (intervals + rollups)",
                  (month["intervals_bytes"] + month["rollups_bytes"]) / 1024, "KiB"))
