@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-HELPERS = {"peers.py", "http_target.py", "snmp_bench.py", "run_all.py"}  # imported or started by the scripts
+HELPERS = {"peers.py", "http_target.py", "signed_target.py", "snmp_bench.py", "run_all.py"}  # imported or started by the scripts
 ORDER = ["collectors.py", "agent.py", "ingest.py", "report.py", "alerts.py"]  # the rest follow by name
 PEER_PACKAGES = ["prometheus-blackbox-exporter", "prometheus-snmp-exporter", "snmp", "snmpd"]
 TARGET = re.compile(r"^(<=|>=)\s*([0-9][0-9_,.]*)$")
