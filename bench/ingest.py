@@ -12,7 +12,9 @@
    one plain table, same durability) -- the floor any SQLite store pays; SQLite alone writing the
    rows this store's design writes (see design_floor); and the signed HTTP endpoint alone
    (signed_target.py: aiohttp and the Ed25519 check, nothing stored). The last two added up
-   (`ceiling`) are the most this design can reach in this stack.
+   (`ceiling`) are the most this design can reach in this stack. And the leanest store these
+   semantics allow (`leanest`: parse, runs, buckets, one key per table, nothing else), timed part by
+   part: with the signed endpoint, the most any store that keeps them reaches in this stack.
    The stress shape runs twice more on an aged store (see `age`; --aged-hours, --aged-days): what a
    watchdog that has run for a while takes, where a store keyed by series first slows down as its
    history grows.
@@ -26,6 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import marshal
+import math
 import random
 import shutil
 import sqlite3
@@ -35,6 +39,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -43,10 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from peers import cpu_seconds, free_port, remove_database, result, wait_http  # noqa: E402
 from peers import start as start_process  # noqa: E402
 
-from slawatch.agent.protocol import INGEST_PATH, batch_body, new_batch_id, sign  # noqa: E402
+from slawatch.agent.protocol import INGEST_PATH, Envelope, batch_body, new_batch_id, sign  # noqa: E402
 from slawatch.collectors.reading import Reading  # noqa: E402
 from slawatch.config.keys import load_private_key, public_key_line  # noqa: E402
-from slawatch.watchdog.ingest import rows, to_row  # noqa: E402
+from slawatch.watchdog.ingest import rows, rows_of_body, to_row  # noqa: E402
+from slawatch.watchdog.sketch import GAMMA  # noqa: E402
 from slawatch.watchdog.store import BUCKET_MS, DAY_MS, WRITE_ROLLUP, Incoming, Reader, Store, connect, migrate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,6 +281,115 @@ def design_floor(folder: Path, shape: Shape, batch_size: int, per_agent: int, st
     return count / seconds
 
 
+@dataclass(frozen=True)
+class Lean:
+    """CPU microseconds per reading of the leanest store these semantics allow (see `leanest`)."""
+
+    parse: float
+    state: float
+    serialize: float
+    sql: float
+
+    @property
+    def total(self) -> float:
+        return self.parse + self.state + self.serialize + self.sql
+
+
+def leanest(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> Lean:
+    """The fourth peer: the least work, in this stack, that the issue's store semantics ask of every
+    reading, timed part by part, one process, no HTTP. Parse the body (the watchdog's own fast reader);
+    in one loop, extend or start the series' run and add the reading to its 15-minute bucket
+    (latency histogram, metric min/max/sum); serialize each touched bucket with marshal, the cheapest
+    serializer Python has; write, per group of IN_FLIGHT batches and in one transaction (WAL,
+    synchronous=FULL), the bodies, the readings keyed by (agent, seq) alone, each touched series' run
+    and bucket, one key per table and no index. It leaves out what the watchdog also does (resends,
+    reused seqs, gaps, late readings, unknown runs, the evidence chain, agents' rows, compression,
+    indexes for readers): a lower bound on its CPU per reading, not a design to ship."""
+    plans = [[(f"bench-{a}", batch_body(f"bench-{a}", readings(f"bench-{a}", first, batch_size, start, shape.checks)))
+              for first in range(0, per_agent, batch_size)] for a in range(shape.agents)]
+    order = [plan for lane in zip(*plans) for plan in lane]  # the agents' batches interleaved, as they arrive
+    began = time.process_time()
+    parsed = [(agent, body, rows_of_body(Envelope(agent, "b", start), body)[0]) for agent, body in order]
+    parse = time.process_time() - began
+    count = sum(len(made) for _, _, made in parsed)
+
+    began = time.process_time()
+    series: dict[tuple[str, str], int] = {}
+    runs: dict[int, list[Any]] = {}       # series -> [start, end, status, last_ts]
+    buckets: dict[int, list[Any]] = {}    # series -> [start, latency count, histogram, stats]
+    log, ceil, log_gamma = math.log, math.ceil, math.log(GAMMA)
+    groups = []
+    for g in range(0, len(parsed), IN_FLIGHT):
+        values: list[tuple[Any, ...]] = []
+        touched: dict[int, tuple[list[Any], list[Any]]] = {}
+        for agent, _, made in parsed[g:g + IN_FLIGHT]:
+            for seq, check, ts, status, interval_s, latency, metrics, error in made:
+                sid = series.get((agent, check))
+                if sid is None:
+                    sid = series[agent, check] = len(series) + 1
+                values.append((agent, seq, sid, ts, status, interval_s, latency, error, g))
+                run = runs.get(sid)
+                if run is not None and run[2] == status and ts <= run[1]:
+                    run[1], run[3] = ts + round(interval_s * 1500), ts
+                else:
+                    run = runs[sid] = [ts, ts + round(interval_s * 1500), status, ts]
+                bucket = buckets.get(sid)
+                if bucket is None or bucket[0] != ts - ts % BUCKET_MS:
+                    bucket = buckets[sid] = [ts - ts % BUCKET_MS, 0, {}, {}]
+                touched[sid] = run, bucket
+                if latency is not None and status == "up":
+                    bucket[1] += 1
+                    histogram, key = bucket[2], ceil(log(latency) / log_gamma) if latency > 0 else 0
+                    histogram[key] = histogram.get(key, 0) + 1
+                stats = bucket[3]
+                for name, value in metrics.items():
+                    stat = stats.get(name)
+                    if stat is None:
+                        stats[name] = [1, value, value, value]
+                    else:
+                        stat[0] += 1
+                        if value < stat[1]:
+                            stat[1] = value
+                        if value > stat[2]:
+                            stat[2] = value
+                        stat[3] += value
+        groups.append((values, touched))
+    state = time.process_time() - began
+
+    began = time.process_time()
+    writes = []
+    for g, (values, touched) in enumerate(groups):
+        writes.append(([(agent, body) for agent, body, _ in parsed[g * IN_FLIGHT:(g + 1) * IN_FLIGHT]], values,
+                       [(sid, *run) for sid, (run, _) in touched.items()],
+                       [(sid, bucket[0], marshal.dumps(bucket[1:])) for sid, (_, bucket) in touched.items()]))
+    serialize = time.process_time() - began
+
+    database = folder / f"lean-{shape.checks}-{batch_size}.db"
+    remove_database(database)
+    conn = sqlite3.connect(database, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE bodies (id INTEGER PRIMARY KEY, agent TEXT, body BLOB)")
+    conn.execute("CREATE TABLE readings (agent TEXT, seq INTEGER, series_id INTEGER, ts INTEGER, status TEXT, "
+                 "interval_s REAL, latency_ms REAL, error TEXT, body_id INTEGER, PRIMARY KEY (agent, seq)) WITHOUT ROWID")
+    conn.execute("CREATE TABLE runs (series_id INTEGER, start INTEGER, end INTEGER, status TEXT, last_ts INTEGER, "
+                 "PRIMARY KEY (series_id, start)) WITHOUT ROWID")
+    conn.execute("CREATE TABLE buckets (series_id INTEGER, bucket INTEGER, packed BLOB, PRIMARY KEY (bucket, series_id)) "
+                 "WITHOUT ROWID")
+    began = time.process_time()
+    for bodies, values, run_rows, bucket_rows in writes:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO bodies (agent, body) VALUES (?, ?)", bodies)
+        conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+        conn.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)", run_rows)
+        conn.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)", bucket_rows)
+        conn.execute("COMMIT")
+    sql = time.process_time() - began
+    conn.close()
+    remove_database(database)
+    return Lean(*(part / count * 1e6 for part in (parse, state, serialize, sql)))
+
+
 def ceiling(http: float, floor: float) -> float:
     """Readings per CPU second of the signed HTTP endpoint and the store's SQL run one after the
     other, each alone: their CPU per reading adds up. No Python between them, no parsing, no intervals
@@ -341,6 +456,7 @@ async def main() -> None:
     runs = [(STRESS, False), (DRAIN, False), (STRESS, True)]
     results = {}
     signed: dict[tuple[Shape, int], float] = {}
+    lean: dict[tuple[Shape, int], Lean] = {}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         for shape, aged in runs:
@@ -367,8 +483,10 @@ async def main() -> None:
                     shutil.rmtree(run)  # a copy of the aged store: hundreds of MB
                 bare = bare_sqlite(folder, shape, batch_size, per_agent, start)
                 floor = design_floor(folder, shape, batch_size, per_agent, start, template)
-                if not aged:  # nothing is stored behind it: the aged runs take the same figure
+                if not aged:  # nothing is stored behind them: the aged runs take the same figures (for the
+                    # leanest store, an empty one: still a bound on the aged store's cost)
                     signed[shape, batch_size] = await signed_http(shape, batch_size, per_agent, start)
+                    lean[shape, batch_size] = leanest(folder, shape, batch_size, per_agent, start)
                 results[shape, aged, batch_size] = (count, seconds, cpu, sizes, bare, floor)
         month = check_month(folder, 3 if args.quick else 10)
     for shape, aged in runs:
@@ -391,6 +509,13 @@ async def main() -> None:
                   f"readings per CPU second")
             print(f"  {'':17}  both alone, one after the other (the most this design reaches in this stack): "
                   f"{most:>9,.0f} readings per CPU second   ratio {per_core / most:.2f}x")
+            least = lean[shape, batch_size]
+            bound = ceiling(http, 1e6 / least.total)
+            print(f"  {'':17}  the leanest store these semantics allow, per reading: parse {least.parse:.1f} + runs and "
+                  f"buckets {least.state:.1f} + serialize {least.serialize:.1f} + SQLite {least.sql:.1f} = "
+                  f"{least.total:.1f} us of CPU")
+            print(f"  {'':17}  it and the signed HTTP endpoint (the most any store of these semantics reaches in this "
+                  f"stack): {bound:>9,.0f} readings per CPU second   ratio {per_core / bound:.2f}x")
     count, _, _, sizes, _, _ = results[STRESS, False, 1000]
     total = sum(sizes.values())
     parts = ", ".join(f"{name} {size / count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])
@@ -408,6 +533,8 @@ async def main() -> None:
         print(result(figure, stored / cpu, "readings/s", ">= 100000", "SQLite alone, the store's rows", floor))
         print(result(figure, stored / cpu, "readings/s", ">= 100000", "signed HTTP alone + the store's rows alone",
                      ceiling(signed[shape, batch_size], floor)))
+        print(result(figure, stored / cpu, "readings/s", ">= 100000", "signed HTTP + the leanest store",
+                     ceiling(signed[shape, batch_size], 1e6 / lean[shape, batch_size].total)))
     print(result("ingest DB bytes per reading", total / count, "B"))
     print(result("history per check-month (intervals + rollups)",
                  (month["intervals_bytes"] + month["rollups_bytes"]) / 1024, "KiB"))
