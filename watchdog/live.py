@@ -260,14 +260,12 @@ class Alerting:
         decisions = Decisions()
         attachment = json.dumps([{"name": f"{contract.id}-{computed['period']}.csv", "mime": "text/csv",
                                   "content": _b64(csv_text)}])
-        decisions.states[report_key(contract.id, computed["period"])] = {"at": now}  # with its messages
+        key = report_key(contract.id, computed["period"])
+        decisions.states[key] = {"at": now}  # with its messages
+        title = f"SLA report {contract.id} {computed['period']}: credit {computed['credit']:.2f} {computed['currency']}"
         for name in ("client", "provider"):
             party = dataclasses.replace(getattr(contract, name), events=("report",))
-            title = (f"SLA report {contract.id} {computed['period']}: credit {computed['credit']:.2f} "
-                     f"{computed['currency']}")
-            decisions.messages += messages_for(name, party, contract.id, "report",
-                                               report_key(contract.id, computed["period"]), title, html, "html",
-                                               attachment)
+            decisions.messages += messages_for(name, party, contract.id, "report", key, title, html, "html", attachment)
         for service in computed["services"]:
             for objective in service["objectives"]:
                 if objective["met"] is False:
