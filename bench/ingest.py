@@ -53,7 +53,8 @@ from slawatch.collectors.reading import Reading  # noqa: E402
 from slawatch.config.keys import load_private_key, public_key_line  # noqa: E402
 from slawatch.watchdog.ingest import rows, rows_of_body, to_row  # noqa: E402
 from slawatch.watchdog.sketch import GAMMA  # noqa: E402
-from slawatch.watchdog.store import BUCKET_MS, DAY_MS, WRITE_ROLLUP, Incoming, Reader, Store, connect, migrate  # noqa: E402
+from slawatch.watchdog.store import (  # noqa: E402
+    BUCKET_MS, DAY_MS, WRITE_ROLLUP, Incoming, Reader, Store, add_metrics, connect, migrate)
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = load_private_key((ROOT / "config" / "examples" / "secrets" / "agent.key").read_bytes())
@@ -341,18 +342,8 @@ def leanest(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: 
                     bucket[1] += 1
                     histogram, key = bucket[2], ceil(log(latency) / log_gamma) if latency > 0 else 0
                     histogram[key] = histogram.get(key, 0) + 1
-                stats = bucket[3]
-                for name, value in metrics.items():
-                    stat = stats.get(name)
-                    if stat is None:
-                        stats[name] = [1, value, value, value]
-                    else:
-                        stat[0] += 1
-                        if value < stat[1]:
-                            stat[1] = value
-                        if value > stat[2]:
-                            stat[2] = value
-                        stat[3] += value
+                if metrics:
+                    add_metrics(bucket[3], metrics)  # the watchdog's own
         groups.append((values, touched))
     state = time.process_time() - began
 

@@ -501,6 +501,21 @@ def chunks(conn: sqlite3.Connection, start: int, end: int) -> tuple[int, int] | 
     return (low, high) if low <= high else None
 
 
+def add_metrics(stats: dict[str, list[float | int]], metrics: Mapping[str, float | int]) -> None:
+    """Add a reading's metrics to a rollup's stats: {"name": [count, min, max, sum], ...}."""
+    for name, value in metrics.items():
+        stat = stats.get(name)
+        if stat is None:
+            stats[name] = [1, value, value, value]
+        else:
+            stat[0] += 1
+            if value < stat[1]:
+                stat[1] = value
+            if value > stat[2]:
+                stat[2] = value
+            stat[3] += value
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -932,18 +947,8 @@ class Store:
                 bucket.count += 1
                 histogram, key = bucket.histogram, sketch.bucket(latency)  # type: ignore[arg-type]
                 histogram[key] = histogram.get(key, 0) + 1
-            stats = bucket.stats
-            for name, value in metrics.items():
-                stat = stats.get(name)
-                if stat is None:
-                    stats[name] = [1, value, value, value]
-                else:
-                    stat[0] += 1
-                    if value < stat[1]:
-                        stat[1] = value
-                    if value > stat[2]:
-                        stat[2] = value
-                    stat[3] += value
+            if metrics:
+                add_metrics(bucket.stats, metrics)
 
     def _bucket(self, series_id: int, bucket: int, writes: _Writes) -> _Bucket:
         """The rollup bucket: the group's, the series' newest (cached), a new one, or the stored one."""
