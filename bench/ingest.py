@@ -298,84 +298,86 @@ class Lean:
 
 def leanest(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> Lean:
     """The fourth peer: the least work, in this stack, that the issue's store semantics ask of every
-    reading, timed part by part, one process, no HTTP. Parse the body (the watchdog's own fast reader);
-    in one loop, extend or start the series' run and add the reading to its 15-minute bucket
-    (latency histogram, metric min/max/sum); serialize each touched bucket with marshal, the cheapest
-    serializer Python has; write, per group of IN_FLIGHT batches and in one transaction (WAL,
-    synchronous=FULL), the bodies, the readings keyed by (agent, seq) alone, each touched series' run
-    and bucket, one key per table and no index. It leaves out what the watchdog also does (resends,
-    reused seqs, gaps, late readings, unknown runs, the evidence chain, agents' rows, compression,
-    indexes for readers): a lower bound on its CPU per reading, not a design to ship."""
-    plans = [[(f"bench-{a}", batch_body(f"bench-{a}", readings(f"bench-{a}", first, batch_size, start, shape.checks)))
+    reading, timed part by part, one process, no HTTP, a transaction (IN_FLIGHT batches) at a time.
+    Parse the bodies (the watchdog's own fast reader). In one loop, per reading: extend the check's
+    current run or close it and start one, and add the reading to its current 15-minute bucket
+    (latency histogram, metric count/min/max/sum) or close that and start one. Serialize the touched
+    buckets with marshal, the cheapest serializer Python has. Write, in one transaction (WAL,
+    synchronous=FULL, 16 KiB pages, 64 MiB of cache): the bodies; the readings keyed by (agent,
+    seq) alone; one "hot" row per touched check holding its current run and bucket; and the runs and
+    buckets that closed. It leaves out what the watchdog also does (resends, reused seqs, gaps, late
+    readings, unknown runs, the evidence chain, agents' rows, compression, every index a reader
+    goes through): a lower bound on the watchdog's CPU per reading, not a design to ship."""
+    plans = [[(a, f"bench-{a}", batch_body(f"bench-{a}", readings(f"bench-{a}", first, batch_size, start, shape.checks)))
               for first in range(0, per_agent, batch_size)] for a in range(shape.agents)]
     order = [plan for lane in zip(*plans) for plan in lane]  # the agents' batches interleaved, as they arrive
-    began = time.process_time()
-    parsed = [(agent, body, rows_of_body(Envelope(agent, "b", start), body)[0]) for agent, body in order]
-    parse = time.process_time() - began
-    count = sum(len(made) for _, _, made in parsed)
-
-    began = time.process_time()
-    series: dict[tuple[str, str], int] = {}
-    runs: dict[int, list[Any]] = {}       # series -> [start, end, status, last_ts]
-    buckets: dict[int, list[Any]] = {}    # series -> [start, latency count, histogram, stats]
-    log, ceil, log_gamma = math.log, math.ceil, math.log(GAMMA)
-    groups = []
-    for g in range(0, len(parsed), IN_FLIGHT):
-        values: list[tuple[Any, ...]] = []
-        touched: dict[int, tuple[list[Any], list[Any]]] = {}
-        for agent, _, made in parsed[g:g + IN_FLIGHT]:
-            for seq, check, ts, status, interval_s, latency, metrics, error in made:
-                sid = series.get((agent, check))
-                if sid is None:
-                    sid = series[agent, check] = len(series) + 1
-                values.append((agent, seq, sid, ts, status, interval_s, latency, error, g))
-                run = runs.get(sid)
-                if run is not None and run[2] == status and ts <= run[1]:
-                    run[1], run[3] = ts + round(interval_s * 1500), ts
-                else:
-                    run = runs[sid] = [ts, ts + round(interval_s * 1500), status, ts]
-                bucket = buckets.get(sid)
-                if bucket is None or bucket[0] != ts - ts % BUCKET_MS:
-                    bucket = buckets[sid] = [ts - ts % BUCKET_MS, 0, {}, {}]
-                touched[sid] = run, bucket
-                if latency is not None and status == "up":
-                    bucket[1] += 1
-                    histogram, key = bucket[2], ceil(log(latency) / log_gamma) if latency > 0 else 0
-                    histogram[key] = histogram.get(key, 0) + 1
-                if metrics:
-                    add_metrics(bucket[3], metrics)  # the watchdog's own
-        groups.append((values, touched))
-    state = time.process_time() - began
-
-    began = time.process_time()
-    writes = []
-    for g, (values, touched) in enumerate(groups):
-        writes.append(([(agent, body) for agent, body, _ in parsed[g * IN_FLIGHT:(g + 1) * IN_FLIGHT]], values,
-                       [(sid, *run) for sid, (run, _) in touched.items()],
-                       [(sid, bucket[0], marshal.dumps(bucket[1:])) for sid, (_, bucket) in touched.items()]))
-    serialize = time.process_time() - began
-
     database = folder / f"lean-{shape.checks}-{batch_size}.db"
     remove_database(database)
     conn = sqlite3.connect(database, isolation_level=None)
+    conn.execute("PRAGMA page_size = 16384")
+    conn.execute("PRAGMA cache_size = -65536")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("CREATE TABLE bodies (id INTEGER PRIMARY KEY, agent TEXT, body BLOB)")
-    conn.execute("CREATE TABLE readings (agent TEXT, seq INTEGER, series_id INTEGER, ts INTEGER, status TEXT, "
-                 "interval_s REAL, latency_ms REAL, error TEXT, body_id INTEGER, PRIMARY KEY (agent, seq)) WITHOUT ROWID")
+    conn.execute("CREATE TABLE bodies (id INTEGER PRIMARY KEY, agent_id INTEGER, body BLOB)")
+    conn.execute("CREATE TABLE readings (agent_id INTEGER, seq INTEGER, series_id INTEGER, ts INTEGER, status TEXT, "
+                 "interval_s REAL, latency_ms REAL, error TEXT, body_id INTEGER, PRIMARY KEY (agent_id, seq)) "
+                 "WITHOUT ROWID")
+    conn.execute("CREATE TABLE hot (series_id INTEGER PRIMARY KEY, start INTEGER, end INTEGER, status TEXT, "
+                 "last_ts INTEGER, bucket INTEGER, packed BLOB)")
     conn.execute("CREATE TABLE runs (series_id INTEGER, start INTEGER, end INTEGER, status TEXT, last_ts INTEGER, "
                  "PRIMARY KEY (series_id, start)) WITHOUT ROWID")
     conn.execute("CREATE TABLE buckets (series_id INTEGER, bucket INTEGER, packed BLOB, PRIMARY KEY (bucket, series_id)) "
                  "WITHOUT ROWID")
-    began = time.process_time()
-    for bodies, values, run_rows, bucket_rows in writes:
+    # per check: [series id, run start, run end, run status, last reading, bucket, latency count, histogram, stats]
+    series: dict[tuple[int, str], list[Any]] = {}
+    log, ceil, log_gamma, dumps, clock = math.log, math.ceil, math.log(GAMMA), marshal.dumps, time.process_time
+    parse = state = serialize = sql = 0.0
+    count = body_id = 0
+    for g in range(0, len(order), IN_FLIGHT):
+        began = clock()
+        parsed = [(agent_id, body, rows_of_body(Envelope(agent, "b", start), body)[0])
+                  for agent_id, agent, body in order[g:g + IN_FLIGHT]]
+        parsed_at = clock()
+        bodies, values, touched, runs, buckets = [], [], {}, [], []
+        for agent_id, body, made in parsed:
+            body_id += 1
+            bodies.append((body_id, agent_id, body))
+            for seq, check, ts, status, interval_s, latency, metrics, error in made:
+                at = ts - ts % BUCKET_MS
+                hot = series.get((agent_id, check))
+                if hot is None:
+                    hot = series[agent_id, check] = [len(series) + 1, ts, ts, status, ts, at, 0, {}, {}]
+                elif hot[3] != status or ts > hot[2]:
+                    runs.append((hot[0], hot[1], hot[2], hot[3], hot[4]))
+                    hot[1], hot[3] = ts, status
+                if hot[5] != at:
+                    buckets.append((hot[0], hot[5], dumps((hot[6], hot[7], hot[8]))))
+                    hot[5], hot[6], hot[7], hot[8] = at, 0, {}, {}
+                hot[2], hot[4] = ts + round(interval_s * 1500), ts
+                values.append((agent_id, seq, hot[0], ts, status, interval_s, latency, error, body_id))
+                touched[hot[0]] = hot
+                if latency is not None and status == "up":
+                    hot[6] += 1
+                    histogram, key = hot[7], ceil(log(latency) / log_gamma) if latency > 0 else 0
+                    histogram[key] = histogram.get(key, 0) + 1
+                if metrics:
+                    add_metrics(hot[8], metrics)  # the watchdog's own
+        folded_at = clock()
+        hot_rows = [(*hot[:6], dumps((hot[6], hot[7], hot[8]))) for hot in touched.values()]
+        serialized_at = clock()
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO bodies (agent, body) VALUES (?, ?)", bodies)
+        conn.executemany("INSERT INTO bodies VALUES (?, ?, ?)", bodies)
         conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-        conn.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)", run_rows)
-        conn.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)", bucket_rows)
+        conn.executemany("INSERT OR REPLACE INTO hot VALUES (?, ?, ?, ?, ?, ?, ?)", hot_rows)
+        conn.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)", runs)
+        conn.executemany("INSERT OR REPLACE INTO buckets VALUES (?, ?, ?)", buckets)
         conn.execute("COMMIT")
-    sql = time.process_time() - began
+        committed_at = clock()
+        parse += parsed_at - began
+        state += folded_at - parsed_at
+        serialize += serialized_at - folded_at
+        sql += committed_at - serialized_at
+        count += len(values)
     conn.close()
     remove_database(database)
     return Lean(*(part / count * 1e6 for part in (parse, state, serialize, sql)))
