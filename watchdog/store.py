@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -458,6 +459,10 @@ class _Writes:
         return b"".join(out)
 
 
+_TIME_ORDER = itemgetter(2, 0)  # a Row's (ts, seq)
+_UNCACHED = Run(0, 0, UNKNOWN, 0)  # a series whose tail is not cached (a cached None: it has no runs)
+
+
 def _ranges(seqs: Sequence[int]) -> list[list[int]]:
     """Sorted seqs as [first, last] ranges of consecutive ones."""
     ranges: list[list[int]] = []
@@ -825,42 +830,73 @@ class Store:
                 cutting = [cut for cut in cuts if covered or (first is not None and first <= cut.ts)]
                 if cutting:
                     by_series.setdefault(series_id, []).extend(cutting)
-        fold_into, roll_up = self._fold, self._roll_up
-        for series_id, series_rows in by_series.items():
-            if len(series_rows) > 1:
-                series_rows.sort(key=lambda r: (r.ts, r.seq))
-            fold_into(series_id, series_rows, writes)
-            roll_up(series_id, series_rows, writes)
+        self._apply(by_series, writes)
 
-    # --- intervals ----------------------------------------------------------------------------
+    # --- intervals and rollups -----------------------------------------------------------------
 
-    def _fold(self, series_id: int, rows: list[Row], writes: _Writes) -> None:
-        tail = self._tail(series_id)
-        if tail is not None and rows[0].ts <= tail.last_ts:
-            rows = self._within_retention(series_id, rows, tail.last_ts)
-            if rows and rows[0].ts <= tail.last_ts:
-                self._rebuild(series_id, rows[0].ts, writes)
-                return
+    def _apply(self, by_series: dict[int, list[Row]], writes: _Writes) -> None:
+        """Fold each series' new rows, in (ts, seq) order, into its runs, then add them to its rollups.
+
+        Nearly every row goes on with its series' tail, within the previous one's coverage, and falls
+        in the series' newest bucket: all that folding does then is move the tail's end (and last
+        reading), and the bucket is the cached one. That is done here, a loop per series and no call;
+        the rest goes to `_write_fold` (and, for late rows, `_fold_late`) and `_bucket`.
+        """
+        tails, newest, intervals, touched = self._tails, self._rollups, writes.intervals, writes.rollups
+        bucket_of = sketch.bucket
+        for series_id, rows in by_series.items():
+            if len(rows) > 1:
+                rows.sort(key=_TIME_ORDER)
+            tail = tails.get(series_id, _UNCACHED)
+            if tail is _UNCACHED:
+                tail = self._tail(series_id)
+            if tail is None:
+                self._write_fold(series_id, None, [(r[2], r[3], hold_ms(r[4])) for r in rows], writes)
+            elif rows[0][2] <= tail.last_ts:
+                self._fold_late(series_id, rows, tail, writes)
+            else:
+                status, end, last_ts = tail.status, tail.end, tail.last_ts
+                done = 0
+                for row in rows:
+                    ts = row[2]
+                    if row[3] != status or ts > end:
+                        break
+                    end, last_ts = ts + hold_ms(row[4]), ts
+                    done += 1
+                if done:
+                    tail.end, tail.last_ts = end, last_ts
+                    intervals[(series_id, tail.start)] = (series_id, tail.start, end, status, last_ts)
+                if done < len(rows):
+                    self._write_fold(series_id, tail, [(r[2], r[3], hold_ms(r[4])) for r in rows[done:]], writes)
+            bucket: _Bucket | None = None
+            for _, _, ts, status, _, latency, metrics, _ in rows:
+                timed = latency is not None and status == "up"
+                if not (timed or metrics):
+                    continue
+                if bucket is None or not 0 <= ts - bucket.bucket < BUCKET_MS:
+                    start = ts - ts % BUCKET_MS
+                    bucket = newest.get(series_id)
+                    if bucket is not None and bucket.bucket == start:
+                        touched[(series_id, start)] = bucket
+                    else:
+                        bucket = self._bucket(series_id, start, writes)
+                if timed:
+                    bucket.count += 1
+                    histogram, key = bucket.histogram, bucket_of(latency)  # type: ignore[arg-type]
+                    histogram[key] = histogram.get(key, 0) + 1
+                if metrics:
+                    add_metrics(bucket.stats, metrics)
+
+    def _fold_late(self, series_id: int, rows: list[Row], tail: Run, writes: _Writes) -> None:
+        """Rows of a series from its tail's last reading back: refold it from the first of them
+        (those older than the purge are left out)."""
+        rows = self._within_retention(series_id, rows, tail.last_ts)
         if not rows:
             return
-        if tail is not None:
-            # Most readings go on with the tail's status within the previous one's coverage: all that
-            # `fold` would do is move the tail's end (and last reading). Done here; the rest to `fold`.
-            status, end, last_ts = tail.status, tail.end, tail.last_ts
-            done = 0
-            for row in rows:
-                ts = row.ts
-                if row.status != status or ts > end or ts < last_ts:
-                    break
-                end, last_ts = ts + hold_ms(row.interval_s), ts
-                done += 1
-            if done:
-                tail.end, tail.last_ts = end, last_ts
-                writes.intervals[(series_id, tail.start)] = (series_id, tail.start, end, status, last_ts)
-                if done == len(rows):
-                    return
-                rows = rows[done:]
-        self._write_fold(series_id, tail, [(r.ts, r.status, hold_ms(r.interval_s)) for r in rows], writes)
+        if rows[0].ts <= tail.last_ts:
+            self._rebuild(series_id, rows[0].ts, writes)
+        else:
+            self._write_fold(series_id, tail, [(r.ts, r.status, hold_ms(r.interval_s)) for r in rows], writes)
 
     def _within_retention(self, series_id: int, rows: list[Row], last_ts: int) -> list[Row]:
         """The rows that can be folded: late ones older than the purge are left out of the intervals."""
@@ -928,27 +964,6 @@ class Store:
         row = self.conn.execute("SELECT start, end, status, last_ts FROM intervals WHERE series_id = ? "
                                 "ORDER BY start DESC LIMIT 1", (series_id,)).fetchone()
         return None if row is None else Run(*row)
-
-    # --- rollups ------------------------------------------------------------------------------
-
-    def _roll_up(self, series_id: int, rows: list[Row], writes: _Writes) -> None:
-        start: int | None = None
-        bucket: _Bucket | None = None
-        for row in rows:
-            latency, metrics = row.latency_ms, row.metrics
-            timed = latency is not None and row.status == "up"
-            if not (timed or metrics):
-                continue
-            ts = row.ts
-            if bucket is None or ts - ts % BUCKET_MS != start:  # the rows are in time order
-                start = ts - ts % BUCKET_MS
-                bucket = self._bucket(series_id, start, writes)
-            if timed:
-                bucket.count += 1
-                histogram, key = bucket.histogram, sketch.bucket(latency)  # type: ignore[arg-type]
-                histogram[key] = histogram.get(key, 0) + 1
-            if metrics:
-                add_metrics(bucket.stats, metrics)
 
     def _bucket(self, series_id: int, bucket: int, writes: _Writes) -> _Bucket:
         """The rollup bucket: the group's, the series' newest (cached), a new one, or the stored one."""
