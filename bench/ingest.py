@@ -14,7 +14,9 @@
    (signed_target.py: aiohttp and the Ed25519 check, nothing stored). The last two added up
    (`ceiling`) are the most this design can reach in this stack. And the leanest store these
    semantics allow (`leanest`: parse, runs, buckets, one key per table, nothing else), timed part by
-   part: with the signed endpoint, the most any store that keeps them reaches in this stack.
+   part: with the signed endpoint, the most any store that keeps them reaches in this stack. Beside
+   it, the watchdog's own store in the same process, timed part by part alike (`in_process`): where
+   the daemon's CPU goes, bar HTTP, and how far each part is from the leanest store's.
    The stress shape runs twice more on an aged store (see `age`; --aged-hours, --aged-days): what a
    watchdog that has run for a while takes, where a store keyed by series first slows down as its
    history grows.
@@ -383,6 +385,79 @@ def leanest(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: 
     return Lean(*(part / count * 1e6 for part in (parse, state, serialize, sql)))
 
 
+@dataclass(frozen=True)
+class Parts:
+    """CPU microseconds per reading of the watchdog's own store, in process (see `in_process`)."""
+
+    parse: float
+    python: float
+    sql: float
+
+    @property
+    def total(self) -> float:
+        return self.parse + self.python + self.sql
+
+
+class _TimedConnection:
+    """An SQLite connection that adds up the CPU time its statements take."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.seconds = conn, 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        began = time.process_time()
+        try:
+            return self.conn.execute(*args)
+        finally:
+            self.seconds += time.process_time() - began
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        began = time.process_time()
+        try:
+            return self.conn.executemany(*args)
+        finally:
+            self.seconds += time.process_time() - began
+
+
+def in_process(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> Parts:
+    """The watchdog's own store beside the leanest one: the same batches, in the same transactions
+    (IN_FLIGHT batches a group) and this process, no HTTP, timed part by part as `leanest` is: the
+    parse (the same call), the store's Python (`Store.store` less its statements) and SQLite (its
+    statements, commits included). Where the daemon's CPU goes, bar the HTTP and signature layer."""
+    plans = [[(f"bench-{a}", batch_body(f"bench-{a}", readings(f"bench-{a}", first, batch_size, start, shape.checks)))
+              for first in range(0, per_agent, batch_size)] for a in range(shape.agents)]
+    order = [plan for lane in zip(*plans) for plan in lane]  # the agents' batches interleaved, as they arrive
+    database = folder / f"parts-{shape.checks}-{batch_size}.db"
+    remove_database(database)
+    store = Store(database)
+    timed = _TimedConnection(store.conn)
+    store.conn = timed  # type: ignore[assignment]
+    clock = time.process_time
+    parse = storing = 0.0
+    count = 0
+    try:
+        for g in range(0, len(order), IN_FLIGHT):
+            began = clock()
+            group = []
+            for agent, body in order[g:g + IN_FLIGHT]:
+                batch = new_batch_id()
+                made, dropped = rows_of_body(Envelope(agent, batch, start), body)
+                group.append(Incoming(agent=agent, batch=batch, kind="readings", path=INGEST_PATH, sent="", body=body,
+                                      signature=bytes(64), public_key=bytes(32), rows=made, dropped=dropped))
+            parsed_at = clock()
+            stored = store.store(group)
+            storing += clock() - parsed_at
+            parse += parsed_at - began
+            count += sum(outcome.ack["stored"] for outcome in stored if not isinstance(outcome, Exception))
+    finally:
+        store.close()
+        remove_database(database)
+    return Parts(parse / count * 1e6, (storing - timed.seconds) / count * 1e6, timed.seconds / count * 1e6)
+
+
 def ceiling(http: float, floor: float) -> float:
     """Readings per CPU second of the signed HTTP endpoint and the store's SQL run one after the
     other, each alone: their CPU per reading adds up. No Python between them, no parsing, no intervals
@@ -450,6 +525,7 @@ async def main() -> None:
     results = {}
     signed: dict[tuple[Shape, int], float] = {}
     lean: dict[tuple[Shape, int], Lean] = {}
+    own: dict[tuple[Shape, int], Parts] = {}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         for shape, aged in runs:
@@ -480,6 +556,7 @@ async def main() -> None:
                     # leanest store, an empty one: still a bound on the aged store's cost)
                     signed[shape, batch_size] = await signed_http(shape, batch_size, per_agent, start)
                     lean[shape, batch_size] = leanest(folder, shape, batch_size, per_agent, start)
+                    own[shape, batch_size] = in_process(folder, shape, batch_size, per_agent, start)
                 results[shape, aged, batch_size] = (count, seconds, cpu, sizes, bare, floor)
         month = check_month(folder, 3 if args.quick else 10)
     for shape, aged in runs:
@@ -509,6 +586,10 @@ async def main() -> None:
                   f"{least.total:.1f} us of CPU")
             print(f"  {'':17}  it and the signed HTTP endpoint (the most any store of these semantics reaches in this "
                   f"stack): {bound:>9,.0f} readings per CPU second   ratio {per_core / bound:.2f}x")
+            parts = own[shape, batch_size]
+            print(f"  {'':17}  the watchdog's own store in process, per reading: parse {parts.parse:.1f} + the store's "
+                  f"Python {parts.python:.1f} + SQLite {parts.sql:.1f} = {parts.total:.1f} us of CPU   "
+                  f"ratio to the leanest {parts.total / least.total:.2f}x")
     count, _, _, sizes, _, _ = results[STRESS, False, 1000]
     total = sum(sizes.values())
     parts = ", ".join(f"{name} {size / count:.0f}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])
@@ -528,6 +609,13 @@ async def main() -> None:
                      ceiling(signed[shape, batch_size], floor)))
         print(result(figure, stored / cpu, "readings/s", ">= 100000", "signed HTTP + the leanest store",
                      ceiling(signed[shape, batch_size], 1e6 / lean[shape, batch_size].total)))
+    for (shape, batch_size), parts in own.items():
+        for part, figure, lean_part in (
+                ("total", "", lean[shape, batch_size].total),
+                ("python", ", the store's Python", lean[shape, batch_size].state + lean[shape, batch_size].serialize),
+                ("sql", ", SQLite", lean[shape, batch_size].sql)):
+            print(result(f"ingest CPU per reading in process{figure}, {shape.name}batches of {batch_size:,}",
+                         getattr(parts, part), "us", "", "the leanest store", lean_part))
     print(result("ingest DB bytes per reading", total / count, "B"))
     print(result("history per check-month (intervals + rollups)",
                  (month["intervals_bytes"] + month["rollups_bytes"]) / 1024, "KiB"))
