@@ -408,16 +408,15 @@ class _TimedConnection:
         return getattr(self.conn, name)
 
     def execute(self, *args: Any) -> sqlite3.Cursor:
-        began = time.process_time()
-        try:
-            return self.conn.execute(*args)
-        finally:
-            self.seconds += time.process_time() - began
+        return self._timed(self.conn.execute, args)
 
     def executemany(self, *args: Any) -> sqlite3.Cursor:
+        return self._timed(self.conn.executemany, args)
+
+    def _timed(self, statement: Any, args: tuple[Any, ...]) -> sqlite3.Cursor:
         began = time.process_time()
         try:
-            return self.conn.executemany(*args)
+            return statement(*args)  # type: ignore[no-any-return]
         finally:
             self.seconds += time.process_time() - began
 
