@@ -460,7 +460,6 @@ class _Writes:
 
 
 _TIME_ORDER = itemgetter(2, 0)  # a Row's (ts, seq)
-_UNCACHED = Run(0, 0, UNKNOWN, 0)  # a series whose tail is not cached (a cached None: it has no runs)
 
 
 def _ranges(seqs: Sequence[int]) -> list[list[int]]:
@@ -839,19 +838,16 @@ class Store:
 
         Nearly every row goes on with its series' tail, within the previous one's coverage, and falls
         in the series' newest bucket: all that folding does then is move the tail's end (and last
-        reading), and the bucket is the cached one. That is done here, a loop per series and no call;
-        the rest goes to `_write_fold` (and, for late rows, `_fold_late`) and `_bucket`.
+        reading), and the bucket is the cached one (`_bucket`). That is done here, in a loop per
+        series; the rest goes to `_fold_rows` (and, for late rows, `_fold_late`).
         """
-        tails, newest, intervals, touched = self._tails, self._rollups, writes.intervals, writes.rollups
-        bucket_of = sketch.bucket
+        intervals, bucket_of = writes.intervals, sketch.bucket
         for series_id, rows in by_series.items():
             if len(rows) > 1:
                 rows.sort(key=_TIME_ORDER)
-            tail = tails.get(series_id, _UNCACHED)
-            if tail is _UNCACHED:
-                tail = self._tail(series_id)
+            tail = self._tail(series_id)
             if tail is None:
-                self._write_fold(series_id, None, [(r[2], r[3], hold_ms(r[4])) for r in rows], writes)
+                self._fold_rows(series_id, None, rows, writes)
             elif rows[0][2] <= tail.last_ts:
                 self._fold_late(series_id, rows, tail, writes)
             else:
@@ -867,19 +863,14 @@ class Store:
                     tail.end, tail.last_ts = end, last_ts
                     intervals[(series_id, tail.start)] = (series_id, tail.start, end, status, last_ts)
                 if done < len(rows):
-                    self._write_fold(series_id, tail, [(r[2], r[3], hold_ms(r[4])) for r in rows[done:]], writes)
+                    self._fold_rows(series_id, tail, rows[done:], writes)
             bucket: _Bucket | None = None
             for _, _, ts, status, _, latency, metrics, _ in rows:
                 timed = latency is not None and status == "up"
                 if not (timed or metrics):
                     continue
                 if bucket is None or not 0 <= ts - bucket.bucket < BUCKET_MS:
-                    start = ts - ts % BUCKET_MS
-                    bucket = newest.get(series_id)
-                    if bucket is not None and bucket.bucket == start:
-                        touched[(series_id, start)] = bucket
-                    else:
-                        bucket = self._bucket(series_id, start, writes)
+                    bucket = self._bucket(series_id, ts - ts % BUCKET_MS, writes)
                 if timed:
                     bucket.count += 1
                     histogram, key = bucket.histogram, bucket_of(latency)  # type: ignore[arg-type]
@@ -896,7 +887,10 @@ class Store:
         if rows[0].ts <= tail.last_ts:
             self._rebuild(series_id, rows[0].ts, writes)
         else:
-            self._write_fold(series_id, tail, [(r.ts, r.status, hold_ms(r.interval_s)) for r in rows], writes)
+            self._fold_rows(series_id, tail, rows, writes)
+
+    def _fold_rows(self, series_id: int, tail: Run | None, rows: Sequence[Row], writes: _Writes) -> None:
+        self._write_fold(series_id, tail, [(r.ts, r.status, hold_ms(r.interval_s)) for r in rows], writes)
 
     def _within_retention(self, series_id: int, rows: list[Row], last_ts: int) -> list[Row]:
         """The rows that can be folded: late ones older than the purge are left out of the intervals."""
