@@ -298,6 +298,14 @@ class Lean:
         return self.parse + self.state + self.serialize + self.sql
 
 
+def arrivals(shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> list[tuple[int, str, bytes]]:
+    """Every agent's batch bodies as (agent number, agent, body), the agents' batches interleaved as
+    they arrive: what the in-process stores (`leanest`, `in_process`) take, in the same order."""
+    plans = [[(a, f"bench-{a}", batch_body(f"bench-{a}", readings(f"bench-{a}", first, batch_size, start, shape.checks)))
+              for first in range(0, per_agent, batch_size)] for a in range(shape.agents)]
+    return [plan for lane in zip(*plans) for plan in lane]
+
+
 def leanest(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: dt.datetime) -> Lean:
     """The fourth peer: the least work, in this stack, that the issue's store semantics ask of every
     reading, timed part by part, one process, no HTTP, a transaction (IN_FLIGHT batches) at a time.
@@ -310,9 +318,7 @@ def leanest(folder: Path, shape: Shape, batch_size: int, per_agent: int, start: 
     buckets that closed. It leaves out what the watchdog also does (resends, reused seqs, gaps, late
     readings, unknown runs, the evidence chain, agents' rows, compression, every index a reader
     goes through): a lower bound on the watchdog's CPU per reading, not a design to ship."""
-    plans = [[(a, f"bench-{a}", batch_body(f"bench-{a}", readings(f"bench-{a}", first, batch_size, start, shape.checks)))
-              for first in range(0, per_agent, batch_size)] for a in range(shape.agents)]
-    order = [plan for lane in zip(*plans) for plan in lane]  # the agents' batches interleaved, as they arrive
+    order = arrivals(shape, batch_size, per_agent, start)
     database = folder / f"lean-{shape.checks}-{batch_size}.db"
     remove_database(database)
     conn = sqlite3.connect(database, isolation_level=None)
@@ -426,9 +432,7 @@ def in_process(folder: Path, shape: Shape, batch_size: int, per_agent: int, star
     (IN_FLIGHT batches a group) and this process, no HTTP, timed part by part as `leanest` is: the
     parse (the same call), the store's Python (`Store.store` less its statements) and SQLite (its
     statements, commits included). Where the daemon's CPU goes, bar the HTTP and signature layer."""
-    plans = [[(f"bench-{a}", batch_body(f"bench-{a}", readings(f"bench-{a}", first, batch_size, start, shape.checks)))
-              for first in range(0, per_agent, batch_size)] for a in range(shape.agents)]
-    order = [plan for lane in zip(*plans) for plan in lane]  # the agents' batches interleaved, as they arrive
+    order = arrivals(shape, batch_size, per_agent, start)
     database = folder / f"parts-{shape.checks}-{batch_size}.db"
     remove_database(database)
     store = Store(database)
@@ -441,7 +445,7 @@ def in_process(folder: Path, shape: Shape, batch_size: int, per_agent: int, star
         for g in range(0, len(order), IN_FLIGHT):
             began = clock()
             group = []
-            for agent, body in order[g:g + IN_FLIGHT]:
+            for _, agent, body in order[g:g + IN_FLIGHT]:
                 batch = new_batch_id()
                 made, dropped = rows_of_body(Envelope(agent, batch, start), body)
                 group.append(Incoming(agent=agent, batch=batch, kind="readings", path=INGEST_PATH, sent="", body=body,
@@ -609,12 +613,12 @@ async def main() -> None:
         print(result(figure, stored / cpu, "readings/s", ">= 100000", "signed HTTP + the leanest store",
                      ceiling(signed[shape, batch_size], 1e6 / lean[shape, batch_size].total)))
     for (shape, batch_size), parts in own.items():
-        for part, figure, lean_part in (
-                ("total", "", lean[shape, batch_size].total),
-                ("python", ", the store's Python", lean[shape, batch_size].state + lean[shape, batch_size].serialize),
-                ("sql", ", SQLite", lean[shape, batch_size].sql)):
+        least = lean[shape, batch_size]
+        for figure, value, lean_part in (("", parts.total, least.total),
+                                         (", the store's Python", parts.python, least.state + least.serialize),
+                                         (", SQLite", parts.sql, least.sql)):
             print(result(f"ingest CPU per reading in process{figure}, {shape.name}batches of {batch_size:,}",
-                         getattr(parts, part), "us", "", "the leanest store", lean_part))
+                         value, "us", "", "the leanest store", lean_part))
     print(result("ingest DB bytes per reading", total / count, "B"))
     print(result("history per check-month (intervals + rollups)",
                  (month["intervals_bytes"] + month["rollups_bytes"]) / 1024, "KiB"))
