@@ -651,6 +651,7 @@ def test_a_database_of_the_first_schema_is_upgraded_with_its_data(db: Path, monk
     from slawatch.watchdog import store as store_module
 
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+    monkeypatch.setattr(Store, "_cuts_since", lambda *_: [])  # no cuts then: dropped.cut_at came with 0007
     old = Store(db)
     old.store([incoming([row(i + 1, i * 30 * S, latency_ms=20.0) for i in range(10)])])
     old.close()
@@ -790,6 +791,66 @@ def test_a_dropped_range_cuts_the_same_however_its_readings_arrive(tmp_path: Pat
     assert again["a"] == [(0, 10 * S, UP), (10 * S, 20 * S, UNKNOWN), (20 * S, 75 * S, UP),
                           (75 * S, 120 * S, UNKNOWN)]
     assert again == _two_checks(tmp_path / "all.db", [incoming([A1, B2, late, A4, B5], dropped=[(3, 3)])])
+
+
+def test_a_dropped_range_cuts_a_first_reading_that_comes_after_it(tmp_path: Path) -> None:
+    """A slow check's first reading (a at 0 s) numbered after the dropped range and sent in the next
+    batch: it holds until the cut at 10 s, as it does when it comes with the range, not its 45 s."""
+    b2, a4 = row(2, 10 * S, check="b"), row(4, 0, check="a")
+    later = _two_checks(tmp_path / "later.db", [incoming([b2], dropped=[(3, 3)]), incoming([a4])])
+    assert later["a"] == [(0, 10 * S, UP), (10 * S, 120 * S, UNKNOWN)]
+    assert later == _two_checks(tmp_path / "with.db", [incoming([b2, a4], dropped=[(3, 3)])])
+    a5 = row(5, 20 * S, check="a")  # and a late reading of it, refolding a from the raw readings, agrees
+    assert _two_checks(tmp_path / "refold.db", [incoming([b2], dropped=[(3, 3)]), incoming([a5]), incoming([a4])]) == \
+        _two_checks(tmp_path / "whole.db", [incoming([b2, a4, a5], dropped=[(3, 3)])])
+
+
+@st.composite
+def shipped_with_drops(draw: st.DrawFn) -> tuple[list[Row], list[tuple[int, int]], list[list[Incoming]]]:
+    """An agent's readings of two checks, some seqs dropped, shipped in seq order: batches of
+    consecutive readings, each dropped range reported with the first reading after it (or in the
+    last batch), the batches cut into store() calls. A reading's time can be up to 40 s before the
+    one numbered before it (a slow check's reading is numbered when it ends)."""
+    at, rows = 0, []
+    for seq in range(1, draw(st.integers(2, 24)) + 1):
+        at += draw(steps)
+        rows.append(row(seq, at - draw(st.integers(0, 40 * S)), draw(statuses), draw(interval_choices),
+                        check=draw(st.sampled_from(["a", "b"]))))
+    gone = draw(st.sets(st.integers(1, len(rows) - 1), max_size=len(rows) // 2))
+    ranges: list[tuple[int, int]] = []
+    for seq in sorted(gone):
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    kept = [r for r in rows if r.seq not in gone]
+    batches = split(kept, draw(st.sets(st.integers(1, len(kept)))))
+    told: list[list[tuple[int, int]]] = [[] for _ in batches]
+    for first, last in ranges:
+        told[next((i for i, b in enumerate(batches) if b[-1].seq > last), len(batches) - 1)].append((first, last))
+    shipped = [incoming(b, dropped=d) for b, d in zip(batches, told)]
+    return kept, ranges, split(shipped, draw(st.sets(st.integers(1, len(shipped)))))
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_dropped_ranges_cut_the_same_whatever_the_batches(tmp_path: Path, data: st.DataObject) -> None:
+    kept, ranges, groups = data.draw(shipped_with_drops())
+    name = uuid.uuid4().hex
+    store = Store(tmp_path / f"{name}-shipped.db")
+    try:
+        for group in groups:
+            stored(store, *group)
+    finally:
+        store.close()
+    whole = Store(tmp_path / f"{name}-whole.db")
+    try:
+        stored(whole, incoming(kept, dropped=ranges))
+    finally:
+        whole.close()
+    for check in ("a", "b"):
+        assert intervals(tmp_path / f"{name}-shipped.db", check=check) == intervals(tmp_path / f"{name}-whole.db",
+                                                                                     check=check)
 
 
 def test_a_dropped_range_reported_again_or_with_nothing_before_it_cuts_nothing_more(tmp_path: Path) -> None:

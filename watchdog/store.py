@@ -822,18 +822,15 @@ class Store:
                     for sid in part:
                         newest.setdefault(sid, stored.get(sid, -1))
         self.conn.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-        if cuts:  # every check of the agent is cut where it has coverage to cut, among this batch's readings
+        if cuts:  # every check of the agent with a run is cut where it has coverage to cut
             for (series_id,) in self.conn.execute("SELECT id FROM series WHERE agent_id = ?", (agent_id,)).fetchall():
-                first = min((row.ts for row in by_series.get(series_id, [])), default=None)
-                covered = self._tail(series_id) is not None
-                cutting = [cut for cut in cuts if covered or (first is not None and first <= cut.ts)]
-                if cutting:
-                    by_series.setdefault(series_id, []).extend(cutting)
-        self._apply(by_series, writes)
+                if self._tail(series_id) is not None:
+                    by_series.setdefault(series_id, []).extend(cuts)
+        self._apply(agent_id, by_series, writes)
 
     # --- intervals and rollups -----------------------------------------------------------------
 
-    def _apply(self, by_series: dict[int, list[Row]], writes: _Writes) -> None:
+    def _apply(self, agent_id: int, by_series: dict[int, list[Row]], writes: _Writes) -> None:
         """Fold each series' new rows, in (ts, seq) order, into its runs, then add them to its rollups.
 
         Nearly every row goes on with its series' tail, within the previous one's coverage, and falls
@@ -847,6 +844,10 @@ class Store:
                 rows.sort(key=_TIME_ORDER)
             tail = self._tail(series_id)
             if tail is None:
+                cuts = self._cuts_since(agent_id, rows[0][2])
+                if cuts:
+                    rows += cuts
+                    rows.sort(key=_TIME_ORDER)
                 self._fold_rows(series_id, None, rows, writes)
             elif rows[0][2] <= tail.last_ts:
                 self._fold_late(series_id, rows, tail, writes)
@@ -877,6 +878,13 @@ class Store:
                     histogram[key] = histogram.get(key, 0) + 1
                 if metrics:
                     add_metrics(bucket.stats, metrics)
+
+    def _cuts_since(self, agent_id: int, ts: int) -> list[Row]:
+        """The cuts of the agent's dropped ranges from `ts` on, for a check's first readings (it has
+        no run yet): those of this batch, and of earlier ones too, as a slow check's first reading
+        can be numbered after a range and come in a later batch. The cuts `_rebuild` replays."""
+        return [_cut(at) for (at,) in self.conn.execute("SELECT cut_at FROM dropped WHERE agent_id = ? AND cut_at >= ?",
+                                                        (agent_id, ts))]
 
     def _fold_late(self, series_id: int, rows: list[Row], tail: Run, writes: _Writes) -> None:
         """Rows of a series from its tail's last reading back: refold it from the first of them
