@@ -60,6 +60,23 @@ def test_import_then_reimport_is_idempotent(config: Path, tmp_path: Path) -> Non
     assert verified.stdout.startswith("OK 0 signed and 3 imported batches verify, with the 2500 stored readings")
 
 
+def test_an_import_stores_what_its_evidence_record_says(config: Path, tmp_path: Path) -> None:
+    """A line finer than the wire form (latency to 0.1 us, time to the us): the record holds the
+    wire form, so the stored reading does too, and verify finds them the same."""
+    line = reading(1, at_s=0, interval_s=60, latency_ms=1.0).to_json()
+    line["latency_ms"], line["ts"] = 182.4567, line["ts"].replace("Z", ".123456Z")
+    imported = watchdog("import", "-c", str(config), str(jsonl(tmp_path / "fine.jsonl", [json.dumps(line)])))
+    assert imported.returncode == 0, imported.stderr
+    with Reader(tmp_path / "watchdog.db") as reader:
+        (stored,) = list(reader.readings())
+        (record,) = list(reader.evidence())
+    sent = json.loads(record.body)["readings"][0]
+    assert (sent["latency_ms"], sent["ts"]) == (182.457, line["ts"].replace(".123456Z", ".123Z"))
+    assert 182.457 in stored and 182.4567 not in stored
+    verified = watchdog("evidence", "verify", "-c", str(config))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def test_bad_lines_are_named_and_nothing_is_imported(config: Path, tmp_path: Path) -> None:
     good = history(3)
     file = jsonl(tmp_path / "mixed.jsonl", [

@@ -258,7 +258,9 @@ def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tupl
             if not raw.strip():
                 continue
             try:
-                reading = Reading.from_json(json.loads(raw.decode("utf-8")))
+                # As its evidence record will hold it (latency to the microsecond, time to the
+                # millisecond): what is stored is what the record says.
+                reading = Reading.from_json(Reading.from_json(json.loads(raw.decode("utf-8"))).to_json())
                 (row,) = rows([reading])  # the same checks as ingest (text SQLite can hold)
             except json.JSONDecodeError as exc:
                 yield number, BadLine(number, f"not JSON ({exc.msg})")
