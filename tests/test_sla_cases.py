@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from slawatch.config.contract import Contract, Service, load_contract
-from slawatch.watchdog import sketch
+from slawatch.watchdog import sketch, sla
 from slawatch.watchdog.intervals import DOWN, UNKNOWN, UP, Run
 from slawatch.watchdog.periods import parse_period
+from slawatch.watchdog.render import percent
+from slawatch.watchdog.report import _service as report_service
 from slawatch.watchdog.sla import (
     ServiceFigures,
     contract_credit,
@@ -577,19 +579,30 @@ def test_unknown_policy(tmp_path: Path, policy: str, availability: Fraction, spe
 TIERS = "[[credit]]\nbelow = 99.9\npercent = 10\n[[credit]]\nbelow = 99.0\npercent = 25\n"
 
 
-@pytest.mark.parametrize("down_s, credit, met", [
-    (2_682, 0.0, True),      # up 2,679,318 / 2,682,000 = 0.999 exactly: 99.9 is not below 99.9
-    (2_683, 10.0, False),    # 99.899962...% < 99.9
-    (26_820, 10.0, False),   # exactly 99.0: below 99.9 but not below 99.0
-    (26_821, 25.0, False),   # 98.999962...%: both tiers, the largest percent applies
+@pytest.mark.parametrize("down_s, credit, met, shown", [
+    (2_682, 0.0, True, "99.900"),     # up 2,679,318 / 2,682,000 = 0.999 exactly: 99.9 is not below 99.9
+    (2_683, 10.0, False, "99.899"),   # 99.899962...% < 99.9, shown cut down: never 99.900 beside "not met"
+    (26_820, 10.0, False, "99.000"),  # exactly 99.0: below 99.9 but not below 99.0
+    (26_821, 25.0, False, "98.999"),  # 98.999962...%: both tiers, the largest percent applies
 ])
-def test_credit_tier_boundaries_are_exact(tmp_path: Path, down_s: int, credit: float, met: bool) -> None:
+def test_credit_tier_boundaries_are_exact(tmp_path: Path, down_s: int, credit: float, met: bool, shown: str) -> None:
     c = contract(tmp_path, service() + TIERS)
     f = evaluate(c, "2026-10", {("x", "a"): timeline((B, B + down_s * S, DOWN))})
     assert f.down_ms == down_s * S
     assert f.availability_percent == pytest.approx(pct(2_682_000 - down_s, 2_682_000), rel=1e-12)
     assert f.credit_percent == credit
     assert f.objectives[0].met is met
+    reported = report_service(f, c.timezone)  # the report's JSON and CSV, the pages, the alerts
+    assert (reported["availability_percent"], reported["objectives"][0]["measured"]) == (float(shown),) * 2
+    assert percent(f.availability) == percent(reported["availability_percent"]) == f"{shown} %"
+
+
+def test_shown_figures_never_cross_a_threshold_the_exact_ones_do_not() -> None:
+    assert sla.shown(Fraction(9999, 100)) == 99.99  # exactly 99.99 (its float, 99.98999..., is not cut to 99.989)
+    assert sla.shown(Fraction(99_899_999, 1_000_000)) == 99.899
+    assert sla.shown(Fraction(100)) == 100.0 and sla.shown(None) is None
+    assert sla.shown_ms(800.0004) == 800.001 and sla.shown_ms(800.0) == 800.0  # a p95 over 800 ms is not 800.000
+    assert sla.shown_ms(122.0) == 122.0 and sla.shown_ms(None) is None
 
 
 def test_a_services_own_tiers_replace_the_contracts(tmp_path: Path) -> None:

@@ -153,9 +153,9 @@ def decide_breach(contract: Contract, service: Service, figures: sla.ServiceFigu
     if budget is None or target is None or best is None or best >= sla.exact(target) or key in states:
         return {}, []
     return {key: {"at": budget.spent_ms}}, [Event("breach", key, {
-        "target": target, "measured": figures.availability_percent, "closed": False,
+        "target": target, "measured": sla.shown(figures.availability), "closed": False,
         "allowed_ms": budget.allowed_ms, "spent_ms": budget.spent_ms, "overspent": budget.remaining_ms < 0,
-        "best_percent": float(best)})]
+        "best_percent": sla.shown(best)})]
 
 
 def decide_tls(contract: Contract, stats: Sequence[tuple[str, str, dict[str, list[float | int]]]],

@@ -28,6 +28,7 @@ from .intervals import DOWN, UP
 from .outbox import messages_for
 from .periods import period_at, to_local
 from .render import duration as duration_text
+from .render import percent as percent_text
 from .report import iso, report_key
 from .store import Message, Reader, Store, now_ms
 
@@ -192,7 +193,7 @@ class Alerting:
             "service": {"id": service.id, "name": service.name},
             "target": sla.availability_target(service), "period": period.label, "period_kind": contract.period,
             "availability": "no data yet" if figures.availability_percent is None
-            else f"{figures.availability_percent:.3f} %",
+            else percent_text(figures.availability),
             "budget": None if budget is None else (duration_text(round(budget.remaining_ms / 1000)) if
                                                    budget.remaining_ms >= 0 else "none (overspent)"),
             "last_error": f"{errors[0][3]} (agent {errors[0][0]}, check {errors[0][1]}, "
@@ -272,7 +273,7 @@ class Alerting:
                     described = (f"availability at least {objective['target']} %" if objective["kind"] == "availability"
                                  else f"p{objective['percentile']:g} latency at most {objective['max_ms']:g} ms")
                     measured = (f"{objective['measured']:.3f} %" if objective["kind"] == "availability"
-                                else f"{objective['measured']:.1f} ms")
+                                else f"{objective['measured']:.3f} ms")
                     self._queue(config, contract, None, Event(
                         "breach", f"breach-closed|{contract.id}|{service['id']}|{computed['period']}|{objective['kind']}",
                         {"closed": True, "objective": described, "measured": measured, "target": objective.get("target"),

@@ -25,6 +25,7 @@ from .intervals import DOWN, UNKNOWN
 from .live import figures_so_far
 from .periods import Period, local_ms, parse_period, period_at, to_local
 from .render import duration, to_csv, to_html, to_json
+from .render import percent as percent_text
 from .report import iso
 from .report import report as period_report
 from .store import AgentState, Reader, now_ms
@@ -50,7 +51,7 @@ def add_routes(app: web.Application) -> None:
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("slawatch.watchdog", "templates/ui"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters["pct"] = lambda v: "no data" if v is None else f"{v:.3f} %"
+    env.filters["pct"] = percent_text
     env.filters["dur"] = lambda v: "-" if v is None else duration(v)
     return env
 
@@ -129,7 +130,7 @@ def daily(contract: Contract, service: Service, reader: Reader, now: int, days: 
         counts = sla.count(state.timeline, eligible_windows(contract, service, lo, hi)[0])
         percent = sla.availability(counts, contract.unknown)
         shown = "no counted time" if counts.eligible_ms == 0 else (
-            f"{'no data' if percent is None else f'{float(percent):.3f} %'}; down {duration(counts.down_ms / 1000)}, "
+            f"{percent_text(percent)}; down {duration(counts.down_ms / 1000)}, "
             f"no data {duration(counts.unknown_ms / 1000)}")
         result.append(charts.Day(day.isoformat(), None if percent is None else float(percent), shown))
     return result

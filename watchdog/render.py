@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
 import jinja2
+
+from .sla import shown
 
 UNKNOWN_POLICY = {
     "exclude": "excluded from both sides (availability = up / (up + down))",
@@ -64,7 +67,10 @@ def _template() -> jinja2.Template:
     return env.get_template("report.html")
 
 
-def percent(value: float | None) -> str:
+def percent(value: Fraction | float | None) -> str:
+    """An exact figure (a Fraction) as `shown`; a float is one already shown (a report's)."""
+    if isinstance(value, Fraction):
+        value = shown(value)
     return "no data" if value is None else f"{value:.3f} %"
 
 

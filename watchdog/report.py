@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from slawatch.config.contract import Contract
@@ -79,9 +80,9 @@ def _service(figures: sla.ServiceFigures, timezone: str) -> dict[str, Any]:
         "id": figures.id, "name": figures.name,
         "eligible_s": seconds(figures.eligible_ms), "maintenance_s": seconds(figures.maintenance_ms),
         "up_s": seconds(figures.up_ms), "down_s": seconds(figures.down_ms), "unknown_s": seconds(figures.unknown_ms),
-        "coverage_percent": rounded(figures.coverage_percent),
-        "availability_percent": rounded(figures.availability_percent),
-        "objectives": [_objective(o) for o in figures.objectives],
+        "coverage_percent": sla.shown(figures.coverage),
+        "availability_percent": sla.shown(figures.availability),
+        "objectives": [_objective(o, figures.availability) for o in figures.objectives],
         "credit_percent": figures.credit_percent,
         "budget": None if budget is None else {"allowed_s": round(budget.allowed_ms / 1000, 3),
                                                "spent_s": seconds(budget.spent_ms),
@@ -92,20 +93,16 @@ def _service(figures: sla.ServiceFigures, timezone: str) -> dict[str, Any]:
     }
 
 
-def _objective(result: sla.ObjectiveResult) -> dict[str, Any]:
-    if result.kind == "availability":
-        return {"kind": "availability", "target": result.target, "measured": rounded(result.measured),
+def _objective(result: sla.ObjectiveResult, availability: Fraction | None) -> dict[str, Any]:
+    if result.kind == "availability":  # measured: the service's availability
+        return {"kind": "availability", "target": result.target, "measured": sla.shown(availability),
                 "met": result.met}
     return {"kind": "latency", "percentile": result.percentile, "max_ms": result.max_ms,
-            "measured": rounded(result.measured), "met": result.met}
+            "measured": sla.shown_ms(result.measured), "met": result.met}
 
 
 def seconds(ms: int) -> float:
     return round(ms / 1000, 3)
-
-
-def rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
 
 
 def iso(instant_ms: int, timezone: str) -> str:

@@ -9,6 +9,7 @@ compared as exact fractions, so 99.9 is not below 99.9.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -76,7 +77,8 @@ class ServiceFigures:
     credit_percent: float
     budget: Budget | None
     incidents: list[Incident]
-    availability: Fraction | None = field(default=None, repr=False)  # exact, for comparisons
+    availability: Fraction | None = field(default=None, repr=False)  # exact, for comparisons and `shown`
+    coverage: Fraction | None = field(default=None, repr=False)
     # the availability if every eligible instant still to come in the period is up: the best it can end at
     best_availability: Fraction | None = field(default=None, repr=False)
 
@@ -180,6 +182,18 @@ def availability(counts: Counts, policy: str) -> Fraction | None:
 def exact(value: float) -> Fraction:
     """A configured number as the decimal it was written as (99.9 is 999/10, not the float's binary)."""
     return Fraction(repr(value))
+
+
+def shown(percent: Fraction | None) -> float | None:
+    """A percentage as reports, pages and alerts show it: 3 decimals, cut down from the exact
+    figure, so a figure shown never reaches a target or credit tier the exact one misses (99.89959
+    is 99.899, not 99.900)."""
+    return None if percent is None else float(Fraction(math.floor(percent * 1000), 1000))
+
+
+def shown_ms(ms: float | None) -> float | None:
+    """A latency as shown: 3 decimals, rounded up, so it is never at a maximum it exceeds."""
+    return None if ms is None else float(Fraction(math.ceil(Fraction(ms) * 1000), 1000))
 
 
 def credit_percent(percent: Fraction | None, tiers: Sequence[CreditTier]) -> float:
@@ -288,6 +302,7 @@ def evaluate_service(contract: Contract, service: Service, period: Period,
     eligible, maintenance = eligible_windows(contract, service, period.start, end)
     counts = count(state.timeline, eligible)
     percent = availability(counts, contract.unknown)
+    coverage = None if counts.eligible_ms == 0 else Fraction(100 * (counts.up_ms + counts.down_ms), counts.eligible_ms)
     target = availability_target(service)
     whole = eligible if end == period.end else eligible_windows(contract, service, period.start, period.end)[0]
     to_come = total(whole) - counts.eligible_ms
@@ -296,13 +311,12 @@ def evaluate_service(contract: Contract, service: Service, period: Period,
     return ServiceFigures(
         id=service.id, name=service.name, eligible_ms=counts.eligible_ms, maintenance_ms=total(maintenance),
         up_ms=counts.up_ms, down_ms=counts.down_ms, unknown_ms=counts.unknown_ms,
-        coverage_percent=None if counts.eligible_ms == 0 else
-        float(Fraction(100 * (counts.up_ms + counts.down_ms), counts.eligible_ms)),
+        coverage_percent=None if coverage is None else float(coverage),
         availability_percent=None if percent is None else float(percent),
         objectives=objectives(service, percent, latency),
         credit_percent=credit_percent(percent, contract.credit_tiers(service)),
         budget=None if target is None else budget(target, total(whole), counts, contract.unknown),
-        incidents=incidents(state, eligible), availability=percent, best_availability=best)
+        incidents=incidents(state, eligible), availability=percent, coverage=coverage, best_availability=best)
 
 
 def contract_credit(contract: Contract, figures: Sequence[ServiceFigures]) -> tuple[float, float]:
