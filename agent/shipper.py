@@ -208,7 +208,7 @@ class Shipper:
         if status == 200:
             self._backoff = BACKOFF_START_S
             return 0.0
-        if 400 <= status < 500 and status not in (409, 429):
+        if 400 <= status < 500 and status not in (408, 409, 429):  # 408: the body came too slowly
             # The watchdog's reason (e.g. "stale": a wrong clock) on this line too: `ship-failed` is
             # logged only once while failures last, and may have named an earlier cause.
             log.error("event=ship-refused status=%d error=%r hint=%r", status, self.delivery.last_error,

@@ -55,6 +55,7 @@ class WatchdogConfig:
     history_retention: float
     max_clock_skew: float
     max_batch_size: int
+    body_timeout: float
     agent_rate: float
     agents: tuple[AgentKey, ...]
     users: tuple[User, ...]
@@ -119,6 +120,8 @@ WATCHDOG = [
     Field("max_clock_skew", duration(1), 300.0,
           "how far an agent's signed send time may be off the watchdog's clock"),
     Field("max_batch_size", size(4096), 16 * 1024 * 1024, "largest ingest request body accepted (413 above)"),
+    Field("body_timeout", duration(1), 60.0,
+          "how long an ingest request body may take to arrive (408 after; the agent sends it again)"),
     Field("agent_rate", number(0.1), 50.0,
           "requests per second each agent may send (bursts of 10 s worth; 429 above)"),
     Field("tls_cert_file", path_value, None,
@@ -172,6 +175,7 @@ def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] 
         database=head["database"], contracts_dir=head["contracts"], public_url=head["public_url"],
         readings_retention=head["readings_retention"], history_retention=head["history_retention"],
         max_clock_skew=head["max_clock_skew"], max_batch_size=head["max_batch_size"], agent_rate=head["agent_rate"],
+        body_timeout=head["body_timeout"],
         agents=tuple(agents), users=tuple(users), contracts=tuple(contracts), templates=head["templates"],
         tls_cert_file=head["tls_cert_file"], tls_key_file=head["tls_key_file"],
     )

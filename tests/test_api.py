@@ -5,12 +5,14 @@ CLI's (frozen ones included), incidents are the report's, status is now, bad inp
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,7 +27,7 @@ from slawatch.watchdog.store import Reader
 
 from .access_peers import NOW, OUTAGE, PERIOD, RECENT_S, URLS, Browser, basic, seeded, sha256_hex, wait_for
 from .conftest import ROOT
-from .watchdog_peers import AGENT, T0, WATCHDOG_BIN, Client, Served, reading
+from .watchdog_peers import AGENT, T0, WATCHDOG_BIN, Answer, Client, Served, reading
 
 FLOOD = "flood-probe"          # an agent of its own to run out of its rate
 FLOOD_KEY = Ed25519PrivateKey.generate()
@@ -34,7 +36,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with seeded(tmp_path_factory.mktemp("api"), settings='max_batch_size = "8KiB"\nagent_rate = 2',
+    with seeded(tmp_path_factory.mktemp("api"), settings='max_batch_size = "8KiB"\nagent_rate = 2\nbody_timeout = "1s"',
                 agents={FLOOD: public_key_line(FLOOD_KEY)}) as served:
         wait_for(lambda: get(served, "/api/v1/alerts?status=pending", "root").json()["alerts"], 20,
                  "alerts in the outbox")
@@ -123,6 +125,21 @@ def _flooded(served: Served, path: str) -> Any:
     raise AssertionError("never rate-limited")
 
 
+def _stalled(served: Served, path: str) -> Answer:
+    """An upload that sends one byte of the body it announces and stops: body_timeout ends it."""
+    url = urlsplit(served.client.base)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    try:
+        conn.putrequest("POST", path)
+        for name, value in (sign(Client.key, AGENT, new_batch_id(), path, b"{}") | {"Content-Length": "1000"}).items():
+            conn.putheader(name, value)
+        conn.endheaders(b"{")
+        response = conn.getresponse()
+        return Answer(response.status, json.loads(response.read()), dict(response.getheaders()))
+    finally:
+        conn.close()
+
+
 def _conflict(served: Served, path: str, first: bytes, second: bytes) -> Any:
     batch = f"api-conflict-{sha256_hex(path)[:8]}"
     assert _signed(served, path, first, batch=batch).status == 200
@@ -141,6 +158,7 @@ def _agent_requests(path: str) -> dict[str, Callable[[Served], Any]]:
         "400": lambda s: _signed(s, path, good, batch="not a batch id!"),
         "401": lambda s: Client(s.client.base).post(path, good, {}),
         "403": lambda s: _signed(s, path, good, agent="stranger", key=stranger),
+        "408": lambda s: _stalled(s, path),
         "409": lambda s: _conflict(s, path, good, other),
         "413": lambda s: _signed(s, path, b" " * 9000 + good),
         "415": lambda s: _compressed(s, path, good),

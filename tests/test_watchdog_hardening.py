@@ -28,7 +28,7 @@ from slawatch.watchdog.server import Settings
 from slawatch.watchdog.store import Incoming, Reader, Row, Store, Stored, migrate, now_ms
 from slawatch.config import load_watchdog
 
-from .watchdog_peers import AGENT, KEY, PUBLIC, WATCHDOG_BIN, Served, reading, serving, write_config
+from .watchdog_peers import AGENT, KEY, PUBLIC, WATCHDOG_BIN, Client, Served, reading, serving, write_config
 
 
 @pytest.fixture(scope="module")
@@ -393,3 +393,45 @@ def test_reused_seqs_are_counted_once_when_a_group_is_stored_again(tmp_path: Pat
         assert store.reused_seqs == 1
     finally:
         store.close()
+
+
+def _stalled(base: str, agent: str) -> http.client.HTTPConnection:
+    """An upload naming `agent` (signed by nobody: the signature is checked once the body is in)
+    that sends one byte of the 100,000 it announces and stops."""
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    conn.putrequest("POST", INGEST_PATH)
+    for name, value in sign(Ed25519PrivateKey.generate(), agent, new_batch_id(), INGEST_PATH, b"x").items():
+        conn.putheader(name, value)
+    conn.putheader("Content-Length", "100000")
+    conn.endheaders(b"{")
+    return conn
+
+
+def test_uploads_that_never_finish_cannot_stop_ingest(tmp_path: Path) -> None:
+    """Anyone can name a listed agent and start uploads that never finish. Sixteen naming one agent
+    hold 4 of the 16 places bodies are read in: the fifth on are refused at once (429), another
+    agent's batch goes in meanwhile, and each stalled upload ends at body_timeout (408)."""
+    other = Ed25519PrivateKey.generate()
+    config = write_config(tmp_path, agents=[(AGENT, PUBLIC), ("other-probe", public_key_line(other))],
+                          settings='body_timeout = "3s"')
+    with serving(config) as served:
+        stalled = [_stalled(served.client.base, AGENT) for _ in range(16)]
+        try:
+            time.sleep(0.5)  # the first four are being read
+            refused = [conn.getresponse() for conn in stalled[4:]]
+            assert [r.status for r in refused] == [429] * 12
+            assert json.loads(refused[0].read())["code"] == "bodies-in-progress" and refused[0].getheader("Retry-After")
+            started = time.monotonic()
+            answer = Client(served.client.base, other, "other-probe").send([reading(1, agent="other-probe")])
+            assert answer.status == 200 and answer.body["stored"] == 1
+            assert time.monotonic() - started < 2  # not held up by the stalled uploads
+            timed_out = [conn.getresponse() for conn in stalled[:4]]
+            assert [r.status for r in timed_out] == [408] * 4
+            assert json.loads(timed_out[0].read())["code"] == "body-timeout"
+            assert time.monotonic() - started < 10
+        finally:
+            for conn in stalled:
+                conn.close()
+        assert served.client.send([reading(1)]).status == 200  # the agent's own places are free again
+        assert counts(served.database)["readings"] == 2

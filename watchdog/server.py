@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime as dt
 import json
@@ -46,6 +47,7 @@ SILENT_AFTER_INTERVALS = 3
 DEFAULT_INTERVAL_S = 60.0        # for an agent that has not sent its manifest yet
 SHUTDOWN_TIMEOUT_S = 10.0
 BODIES_AT_ONCE = 16              # request bodies read at the same time (each up to max_batch_size)
+BODIES_PER_AGENT = 4             # ... of them naming one agent: anyone can name a listed agent
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,8 @@ WATCHDOG: web.AppKey[Watchdog] = web.AppKey("watchdog")
 
 
 class RateLimited(Refused):
-    def __init__(self, agent: str, wait_s: float) -> None:
-        super().__init__(429, f"agent {agent} sends too fast; retry in {wait_s:.1f}s", "rate-limited")
+    def __init__(self, agent: str, wait_s: float, reason: str | None = None, code: str = "rate-limited") -> None:
+        super().__init__(429, reason or f"agent {agent} sends too fast; retry in {wait_s:.1f}s", code)
         self.retry_after = max(1, round(wait_s + 0.5))
 
 
@@ -148,6 +150,7 @@ class Watchdog:
     outbox_counts: dict[str, int] = field(default_factory=lambda: {"pending": 0, "sent": 0, "dead": 0})
     metrics: Metrics = field(init=False)
     reading_bodies: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(BODIES_AT_ONCE))
+    bodies_of: collections.Counter[str] = field(default_factory=collections.Counter)  # bodies being read, per agent named
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self)
@@ -335,10 +338,12 @@ async def _receive(request: web.Request, kind: str) -> web.Response:
 async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored:
     settings = watchdog.settings
     # Who, which batch and when are checked before a byte of the body is read, and bodies are read a
-    # few at a time: nobody gets the watchdog to buffer megabytes without naming a known agent.
+    # few at a time: nobody gets the watchdog to buffer megabytes without naming a known agent. The
+    # signature is checked once the body is in, and anyone can name a listed agent: so bodies naming
+    # one agent are read a few at a time too, and each must arrive within body_timeout, or uploads
+    # that never finish would hold every place and stop all ingest.
     envelope = check_envelope(request.headers, settings.keys, max_skew_s=settings.config.max_clock_skew)
-    async with watchdog.reading_bodies:
-        body = await _read_body(request, settings.config.max_batch_size)
+    body = await _body(request, watchdog, envelope.agent)
     body_sha256 = verify_signature(envelope, request.path, body, settings.keys)
     wait = settings.limiter.allow(envelope.agent)
     if wait:
@@ -402,6 +407,25 @@ def _readings_of(envelope: Envelope, body: bytes, latest: int) -> tuple[list[Row
             raise Refused(422, f"readings[{i}]: taken after the batch was sent ({row.ts} > {latest} ms)",
                           "invalid-body")
     return made, dropped
+
+
+async def _body(request: web.Request, watchdog: Watchdog, agent: str) -> bytes:
+    config = watchdog.config
+    if watchdog.bodies_of[agent] >= BODIES_PER_AGENT:
+        raise RateLimited(agent, 1.0, f"{BODIES_PER_AGENT} bodies naming agent {agent} are still arriving; retry "
+                                      "when one is in", "bodies-in-progress")
+    watchdog.bodies_of[agent] += 1
+    try:
+        async with watchdog.reading_bodies:
+            async with asyncio.timeout(config.body_timeout):
+                return await _read_body(request, config.max_batch_size)
+    except TimeoutError:
+        raise Refused(408, f"the body did not arrive within body_timeout ({config.body_timeout:g} s)",
+                      "body-timeout") from None
+    finally:
+        watchdog.bodies_of[agent] -= 1
+        if not watchdog.bodies_of[agent]:
+            del watchdog.bodies_of[agent]
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
