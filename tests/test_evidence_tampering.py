@@ -118,3 +118,50 @@ def test_a_line_skipped_once_imports_alone_later(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "imported 1 reading" in again.stdout and "(1 already stored)" in again.stdout
     assert watchdog("evidence", "verify", "-c", str(config)).returncode == 0
+
+
+OTHER = "(SELECT id FROM agents WHERE name = 'other-probe')"
+
+
+def _another_agents_check(database: Path) -> None:
+    tamper(database, "INSERT INTO agents (name, first_seen) VALUES ('other-probe', 0)")
+    tamper(database, f"INSERT INTO series (agent_id, check_id) SELECT {OTHER}, 'web'")
+
+
+def test_readings_filed_under_another_agents_check_are_named(received: tuple[Served, Path]) -> None:
+    """The check a reading is filed under is no part of the chain: one of another agent, of the same
+    name, would move the reading's time to that agent's figures."""
+    served, config = received
+    row = _row(served.database, "batch-number-2")
+    _another_agents_check(served.database)
+    tamper(served.database, f"UPDATE readings SET series_id = (SELECT id FROM series WHERE agent_id = {OTHER}) "
+                            "WHERE evidence_id = ?", row.id)
+    _named(config, "batch-number-2", "differs from the one its agent sent (the store was edited)")
+
+
+def test_an_import_filed_under_another_agent_is_named(tmp_path: Path) -> None:
+    """An import is signed by nobody, and its record names its agent outside the chain: its body's
+    agent must be the one it is filed under."""
+    config = write_config(tmp_path)
+    assert watchdog("import", "-c", str(config), str(jsonl(tmp_path / "h.jsonl", history(5)))).returncode == 0
+    database = tmp_path / "watchdog.db"
+    _another_agents_check(database)
+    tamper(database, f"UPDATE readings SET agent_id = {OTHER}, series_id = (SELECT id FROM series WHERE agent_id = {OTHER})")
+    tamper(database, f"UPDATE evidence SET agent_id = {OTHER}")
+    result = watchdog("evidence", "verify", "-c", str(config))
+    assert result.returncode == 1, result.stdout
+    assert f"its body is agent {AGENT}'s, not the agent it is filed under (it was moved)" in result.stderr
+
+
+def test_readings_deleted_behind_a_moved_retention_mark_are_warned_of(received: tuple[Served, Path]) -> None:
+    """Which readings retention deleted is the database's word (a mark outside the chain): a mark
+    later than readings_retention allows is said so, beside the OK of what does verify."""
+    served, config = received
+    clean = watchdog("evidence", "verify", "-c", str(config))
+    assert clean.returncode == 0 and "WARNING" not in clean.stderr
+    tamper(served.database, "DELETE FROM readings WHERE evidence_id = ?", _row(served.database, "batch-number-2").id)
+    tamper(served.database, "INSERT OR REPLACE INTO meta VALUES ('readings_purged_before', ?)",
+           str(int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)))
+    result = watchdog("evidence", "verify", "-c", str(config))
+    assert result.returncode == 0 and "deleted by retention)" in result.stdout, result.stdout + result.stderr
+    assert "WARNING raw readings taken before" in result.stderr and "readings were deleted early" in result.stderr

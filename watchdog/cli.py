@@ -146,8 +146,16 @@ def evidence_command(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return EXIT_FAILED
             head_id, head = reader.head()
-            print(f"OK {checked} verify, with the {result.readings} stored readings they brought; "
+            purged = result.purged_before
+            print(f"OK {checked} verify, with the {result.readings} stored readings they brought"
+                  f"{'' if purged is None else f' (those taken before {_utc(purged)} deleted by retention)'}; "
                   f"chain head #{head_id} {head.hex()}")
+            kept_from = now_ms() - int(config.readings_retention * 1000)
+            if purged is not None and purged > kept_from:
+                # The mark is the database's word, outside the chain: readings deleted early would hide behind it.
+                print(f"WARNING raw readings taken before {_utc(purged)} count as deleted by retention, yet "
+                      f"readings_retention keeps those from {_utc(kept_from)}: readings_retention was raised since "
+                      "that purge, or readings were deleted early (the deletion mark moved on)", file=sys.stderr)
             return EXIT_OK
         if args.to_dir is None:
             print("evidence export needs --to DIR", file=sys.stderr)

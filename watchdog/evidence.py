@@ -42,6 +42,7 @@ class Verified:
     imported: int = 0
     readings: int = 0
     finding: Finding | None = None
+    purged_before: int | None = None  # raw readings taken before it count as deleted by retention
 
 
 KeyLines = Mapping[str, Sequence[str]]  # agent -> its public key lines, current first, then previous_keys
@@ -60,7 +61,7 @@ def verify_chain(reader: Reader, keys: KeyLines) -> Verified:
     previous = GENESIS
     parsed = {agent: {_raw(line): line for line in lines} for agent, lines in keys.items()}
     held = reader.readings_per_batch()
-    purged = reader.readings_purged_before()
+    purged = result.purged_before = reader.readings_purged_before()
     for row in reader.evidence():
         problem = (_problem(row, previous, parsed)
                    or _readings_problem(reader, row, result, held.pop(row.id, 0), purged))
@@ -115,18 +116,21 @@ def _readings_problem(reader: Reader, row: EvidenceRow, result: Verified, held: 
     if row.kind == "manifest":
         return None if held == 0 else f"the store holds {held} readings under a manifest"
     try:
-        signed = {item["seq"]: item for item in json.loads(row.body)["readings"]}
+        body = json.loads(row.body)
+        signed = {item["seq"]: item for item in body["readings"]}
     except (ValueError, KeyError, TypeError):
         return "its body holds no readings array"
+    if body.get("agent") != row.agent:  # an import's record names its agent outside the chain
+        return f"its body is agent {str(body.get('agent'))[:64]}'s, not the agent it is filed under (it was moved)"
     compared = set()
     if signed:
-        for seq, check, ts, status, interval_s, latency_ms, error in reader.readings_of(
+        for seq, owner, check, ts, status, interval_s, latency_ms, error in reader.readings_of(
                 row.agent, min(signed), max(signed), row.id):
             item = signed.get(seq)
             if item is None:
                 return f"the store holds seq {seq} under it, which its body does not"
-            if (check, ts, status, interval_s, latency_ms, error) != (
-                    item["check"], ts_ms(parse_ts(item["ts"])), item["status"], float(item["interval_s"]),
+            if (owner, check, ts, status, interval_s, latency_ms, error) != (
+                    row.agent, item["check"], ts_ms(parse_ts(item["ts"])), item["status"], float(item["interval_s"]),
                     None if item.get("latency_ms") is None else float(item["latency_ms"]), item.get("error")):
                 return f"the stored reading seq {seq} differs from the one its agent sent (the store was edited)"
             compared.add(seq)

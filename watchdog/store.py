@@ -1295,11 +1295,11 @@ class Reader:
             yield (*row[:7], canonical_json(metrics).decode() if metrics else None, row[7])
 
     def readings_of(self, agent: str, first: int, last: int, evidence_id: int) -> list[tuple[Any, ...]]:
-        """(seq, check, ts, status, interval_s, latency_ms, error) of the readings a batch brought,
-        its seqs being within [first, last]."""
+        """(seq, check's agent, check, ts, status, interval_s, latency_ms, error) of the readings a
+        batch brought, its seqs being within [first, last]."""
         return self.conn.execute(
-            "SELECT r.seq, s.check_id, r.ts, r.status, r.interval_s, r.latency_ms, r.error FROM readings r "
-            "JOIN series s ON s.id = r.series_id JOIN agents a ON a.id = r.agent_id "
+            "SELECT r.seq, o.name, s.check_id, r.ts, r.status, r.interval_s, r.latency_ms, r.error FROM readings r "
+            "JOIN series s ON s.id = r.series_id JOIN agents a ON a.id = r.agent_id JOIN agents o ON o.id = s.agent_id "
             "WHERE a.name = ? AND r.seq BETWEEN ? AND ? AND r.evidence_id = ? ORDER BY r.seq",
             (agent, first, last, evidence_id)).fetchall()
 
