@@ -96,6 +96,27 @@ def test_bad_lines_are_named_and_nothing_is_imported(config: Path, tmp_path: Pat
     assert "imported 2 readings" in skipped.stdout and "3 bad lines skipped" in skipped.stdout
 
 
+def test_a_line_that_contradicts_a_stored_reading_is_a_bad_line(config: Path, tmp_path: Path) -> None:
+    """An import adds readings and never changes one: a line of a stored (agent, seq) saying
+    something else is named, and with --skip-bad left out of the store and of the evidence."""
+    assert watchdog("import", "-c", str(config), str(jsonl(tmp_path / "first.jsonl", history(3)))).returncode == 0
+    again = history(5)
+    again[1] = json.dumps(json.loads(again[1]) | {"status": "down", "latency_ms": None, "error": "HTTP 503"})
+    file = jsonl(tmp_path / "second.jsonl", again)
+    result = watchdog("import", "-c", str(config), str(file))
+    assert result.returncode == 2
+    assert f"{file}:2: agent {AGENT} seq 2 is stored as another reading (check web, up at " in result.stderr
+    assert "1 bad line; nothing imported" in result.stderr
+    skipped = watchdog("import", "-c", str(config), "--skip-bad", str(file))
+    assert skipped.returncode == 0, skipped.stderr
+    assert "imported 2 readings" in skipped.stdout and "(2 already stored, 1 bad line skipped)" in skipped.stdout
+    with Reader(tmp_path / "watchdog.db") as reader:
+        assert [r[4] for r in reader.readings()] == ["up"] * 5
+        bodies = [json.loads(row.body) for row in reader.evidence()]
+    assert [r["seq"] for r in bodies[-1]["readings"]] == [1, 3, 4, 5]
+    assert watchdog("evidence", "verify", "-c", str(config)).returncode == 0
+
+
 def test_import_of_a_missing_file_says_so(config: Path, tmp_path: Path) -> None:
     result = watchdog("import", "-c", str(config), str(tmp_path / "nope.jsonl"))
     assert result.returncode == 2

@@ -102,7 +102,11 @@ def import_command(args: argparse.Namespace) -> int:
     agents = {agent.id for agent in config.agents}
     latest = now_ms() + int(config.max_clock_skew * 1000)
     try:
-        scan = scan_jsonl(path, agents, latest)
+        if Path(config.database).exists():  # lines must not contradict what it holds
+            with Reader(config.database) as reader:
+                scan = scan_jsonl(path, agents, latest, reader)
+        else:
+            scan = scan_jsonl(path, agents, latest)
     except OSError as exc:
         print(f"{path}: cannot read it: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -290,15 +290,45 @@ def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tupl
             yield number, (reading, row)
 
 
-def scan_jsonl(path: Path, agents: Collection[str], latest_ms: int) -> Scan:
-    """First pass: count the good lines and name the bad ones (nothing is kept in memory)."""
+def scan_jsonl(path: Path, agents: Collection[str], latest_ms: int, reader: Reader | None = None) -> Scan:
+    """First pass: count the good lines and name the bad ones (a thousand lines in memory at most),
+    among them those that contradict a reading the store holds (`reader`)."""
     scan = Scan()
-    for _, item in _lines(path, agents, latest_ms):
+    pending: list[tuple[int, str, Row]] = []
+
+    def against_store() -> None:
+        contradicting = _contradicting(reader, pending) if reader is not None else []
+        scan.bad += contradicting
+        scan.good -= len(contradicting)
+        pending.clear()
+
+    for number, item in _lines(path, agents, latest_ms):
         if isinstance(item, BadLine):
             scan.bad.append(item)
-        else:
-            scan.good += 1
+            continue
+        scan.good += 1
+        pending.append((number, item[0].agent, item[1]))
+        if len(pending) == IMPORT_BATCH:
+            against_store()
+    against_store()
+    scan.bad.sort(key=lambda bad: bad.line)
     return scan
+
+
+def _contradicting(reader: Reader, lines: Sequence[tuple[int, str, Row]]) -> list[BadLine]:
+    """The lines whose (agent, seq) the store holds for another reading: an import adds readings,
+    it never changes one (nor files a body that says otherwise beside it)."""
+    bad = []
+    for agent in sorted({agent for _, agent, _ in lines}):
+        ours = [(number, row) for number, of, row in lines if of == agent]
+        stored = reader.stored_readings(agent, [row.seq for _, row in ours])
+        for number, row in ours:
+            held = stored.get(row.seq)
+            if held is not None and held != (row.check, row.ts, row.status, row.interval_s, row.latency_ms, row.error):
+                bad.append(BadLine(number, f"agent {agent} seq {row.seq} is stored as another reading (check "
+                                           f"{held[0]}, {held[2]} at {_iso(held[1])}): an import cannot change it; "
+                                           "leave the line out or number it anew"))
+    return bad
 
 
 def import_readings(store: Store, path: Path, scan: Scan, agents: Collection[str],
@@ -306,18 +336,19 @@ def import_readings(store: Store, path: Path, scan: Scan, agents: Collection[str
     """Second pass: store the good lines through the ingest path, one evidence record per agent
     and 1,000 readings, marked as imported, all in one transaction (a failure imports nothing);
     (stored, already present)."""
-    results = store.store_atomically(_groups(path, agents, latest_ms))
+    results = store.store_atomically(_groups(path, agents, latest_ms, {bad.line for bad in scan.bad}))
     stored = sum(0 if r.resend else r.ack["stored"] for r, _ in results)
     duplicates = sum(count if r.resend else r.ack["duplicates"] + r.ack["reused_seqs"] for r, count in results)
     return stored, duplicates
 
 
-def _groups(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[list[tuple[Incoming, int]]]:
+def _groups(path: Path, agents: Collection[str], latest_ms: int,
+            bad: Collection[int]) -> Iterator[list[tuple[Incoming, int]]]:
     """Evidence records of up to 1,000 readings of one agent, IMPORT_GROUP at a time."""
     pending: dict[str, list[tuple[int, Reading, Row]]] = {}
     group: list[tuple[Incoming, int]] = []
     for number, item in _lines(path, agents, latest_ms):
-        if isinstance(item, BadLine):
+        if isinstance(item, BadLine) or number in bad:
             continue
         reading, row = item
         chunk = pending.setdefault(reading.agent, [])

@@ -1309,11 +1309,18 @@ class Reader:
 
     def stored_seqs(self, agent: str, seqs: Sequence[int]) -> set[int]:
         """Which of these seqs of the agent are stored, under whichever batch."""
-        found: set[int] = set()
+        return set(self.stored_readings(agent, seqs))
+
+    def stored_readings(self, agent: str, seqs: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+        """The stored readings of these seqs of the agent: seq -> (check, ts, status, interval_s,
+        latency_ms, error)."""
+        found: dict[int, tuple[Any, ...]] = {}
         for part in (seqs[i:i + 500] for i in range(0, len(seqs), 500)):
-            found.update(seq for (seq,) in self.conn.execute(
-                f"SELECT r.seq FROM readings r JOIN agents a ON a.id = r.agent_id WHERE a.name = ? "
-                f"AND r.seq IN ({', '.join('?' * len(part))})", (agent, *part)))
+            for seq, *reading in self.conn.execute(
+                    f"SELECT r.seq, s.check_id, r.ts, r.status, r.interval_s, r.latency_ms, r.error FROM readings r "
+                    f"JOIN agents a ON a.id = r.agent_id JOIN series s ON s.id = r.series_id WHERE a.name = ? "
+                    f"AND r.seq IN ({', '.join('?' * len(part))})", (agent, *part)):
+                found[seq] = tuple(reading)
         return found
 
     def readings_purged_before(self) -> int | None:
