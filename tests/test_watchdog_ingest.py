@@ -70,20 +70,34 @@ def test_resend_gets_the_same_acknowledgement(served: Served) -> None:
 
 
 def test_a_resend_signed_by_a_clock_set_back_since_gets_the_same_acknowledgement(served: Served) -> None:
-    """Stored when sent 4 minutes "ahead" (within the allowed skew), resent with the right time: its
-    readings now count as taken after the send time, which a new batch is refused for (422); the
-    resend of a stored batch still gets its acknowledgement."""
+    """Stored when sent 4.5 minutes "ahead" (within the allowed skew), resent with a clock set back
+    behind the watchdog's: its readings now count as taken after the send time, which a new batch
+    is refused for (422); the resend of a stored batch still gets its acknowledgement."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    readings = [replace(reading(501 + i, at_s=30 * i), ts=now + dt.timedelta(minutes=8, seconds=i)) for i in range(2)]
-    first = served.client.send(readings, batch="batch-set-back", now=now + dt.timedelta(minutes=4))
+    readings = [replace(reading(501 + i, at_s=30 * i), ts=now + dt.timedelta(minutes=4, seconds=25 + i))
+                for i in range(2)]
+    first = served.client.send(readings, batch="batch-set-back", now=now + dt.timedelta(minutes=4, seconds=30))
     assert first.status == 200 and first.body["stored"] == 2
     before = counts(served.database)
-    again = served.client.send(readings, batch="batch-set-back", now=now)
+    back = now - dt.timedelta(minutes=1)
+    again = served.client.send(readings, batch="batch-set-back", now=back)
     assert again.status == 200 and again.body == first.body | {"resend": True}
-    new = served.client.send(readings, batch="batch-set-back-2", now=now)
+    new = served.client.send(readings, batch="batch-set-back-2", now=back)
     assert new.status == 422 and "taken after the batch was sent" in new.body["error"]
     changed = served.client.send(readings[:1], batch="batch-set-back", now=now)
     assert changed.status == 409
+    assert counts(served.database) == before
+
+
+def test_readings_ahead_of_the_watchdogs_clock_by_more_than_the_skew_are_refused(served: Served) -> None:
+    """A send time within the skew does not stretch it: readings 8 minutes ahead of the watchdog's
+    clock, sent 4 minutes "ahead", are refused (max_clock_skew 5 min), as they are in an import."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    ahead = [replace(reading(601), ts=now + dt.timedelta(minutes=8))]
+    before = counts(served.database)
+    answer = served.client.send(ahead, now=now + dt.timedelta(minutes=4))
+    assert answer.status == 422
+    assert "further ahead of the clock of the watchdog than max_clock_skew" in answer.body["error"]
     assert counts(served.database) == before
 
 

@@ -395,7 +395,9 @@ def _incoming(request: web.Request, envelope: Envelope, body: bytes, kind: str, 
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise Refused(400, "body is not UTF-8 JSON", "not-json") from None
         return Incoming(**common, manifest=parse_manifest(envelope.agent, data))  # type: ignore[arg-type]
-    latest = ts_ms(envelope.sent) + int(settings.config.max_clock_skew * 1000)
+    # No reading is taken after its batch was sent, nor further ahead of this clock than the skew
+    # allowed (the send time itself may be that far ahead: the two do not add up).
+    latest = min(ts_ms(envelope.sent), now_ms()) + int(settings.config.max_clock_skew * 1000)
     return Incoming(**common, parse=partial(_readings_of, envelope, body, latest))  # type: ignore[arg-type]
 
 
@@ -404,8 +406,8 @@ def _readings_of(envelope: Envelope, body: bytes, latest: int) -> tuple[list[Row
     made, dropped = rows_of_body(envelope, body)
     for i, row in enumerate(made):
         if row.ts > latest:
-            raise Refused(422, f"readings[{i}]: taken after the batch was sent ({row.ts} > {latest} ms)",
-                          "invalid-body")
+            raise Refused(422, f"readings[{i}]: taken after the batch was sent, or further ahead of the "
+                               f"clock of the watchdog than max_clock_skew ({row.ts} > {latest} ms)", "invalid-body")
     return made, dropped
 
 
