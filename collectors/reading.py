@@ -147,6 +147,7 @@ def _finite(value: Any) -> bool:
 
 
 MAX_INTERVAL_S = 1e9  # ~31 years: beyond any schedule, and 1.5 x it in ms still fits a 64-bit integer
+MAX_LATENCY_MS = 1e19  # beyond any real latency, and its histogram bucket's value is a finite float
 
 
 def _positive(data: dict[str, Any], name: str) -> float:
@@ -159,8 +160,8 @@ def _positive(data: dict[str, Any], name: str) -> float:
 def _latency(value: Any) -> float | None:
     if value is None:
         return None
-    if not _finite(value) or value < 0:
-        raise ValueError("'latency_ms' must be a non-negative number or null")
+    if not _finite(value) or not 0 <= value <= MAX_LATENCY_MS:
+        raise ValueError(f"'latency_ms' must be a number from 0 to {MAX_LATENCY_MS:g} or null")
     return float(value)
 
 

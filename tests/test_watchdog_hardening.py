@@ -23,6 +23,7 @@ from slawatch.agent.protocol import (
     HEADER_SENT, HEADER_SIGNATURE, INGEST_PATH, MANIFEST_PATH, batch_body, canonical_json, new_batch_id, sign,
 )
 from slawatch.config.keys import public_key_line
+from slawatch.watchdog import sketch
 from slawatch.watchdog.evidence import verify_chain
 from slawatch.watchdog.server import Settings
 from slawatch.watchdog.store import Incoming, Reader, Row, Store, Stored, migrate, now_ms
@@ -87,6 +88,18 @@ def test_signed_reading_with_a_huge_interval_is_a_422_not_a_503(served: Served) 
     answer = served.client.send(body=body_of([reading(9002, interval_s=1e300).to_json()]))
     assert answer.status == 422, answer
     assert counts(served.database) == before
+
+
+def test_signed_reading_with_a_latency_no_histogram_can_answer_is_a_422(served: Served) -> None:
+    """A finite latency too large for its histogram bucket's value (1.7e308 ms) would fail every
+    report whose percentile landed on it: it is a bad reading; 1e19 ms is not."""
+    before = counts(served.database)
+    item = reading(9003, latency_ms=1.0).to_json() | {"latency_ms": 1.7e308}
+    answer = served.client.send(body=body_of([item]))
+    assert answer.status == 422 and "'latency_ms' must be a number from 0 to 1e+19" in answer.body["error"], answer
+    assert counts(served.database) == before
+    assert served.client.send(body=body_of([item | {"latency_ms": 1e19}])).status == 200
+    assert sketch.representative(sketch.bucket(1e19)) < 1.01e19
 
 
 def test_raw_utf8_surrogate_bytes_in_a_body_are_a_4xx_not_a_503(served: Served) -> None:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from slawatch.agent.protocol import Envelope, Refused, canonical_json, parse_batch_fields
-from slawatch.collectors.reading import MAX_INTERVAL_S, Reading, parse_ts
+from slawatch.collectors.reading import MAX_INTERVAL_S, MAX_LATENCY_MS, Reading, parse_ts
 
 from .store import Row
 
@@ -78,7 +78,7 @@ class _WireReading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     status: Literal["up", "down", "unknown"]
     # an integer beyond 2**64 would become a float here; the bounds keep them out
     interval_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_INTERVAL_S)]
-    latency_ms: Annotated[float, msgspec.Meta(ge=0, le=1e19)] | None = None
+    latency_ms: Annotated[float, msgspec.Meta(ge=0, le=MAX_LATENCY_MS)] | None = None
     metrics: dict[str, _Int64 | _Finite] = {}
     error: str | None = None
 
