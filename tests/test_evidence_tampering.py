@@ -165,3 +165,16 @@ def test_readings_deleted_behind_a_moved_retention_mark_are_warned_of(received: 
     result = watchdog("evidence", "verify", "-c", str(config))
     assert result.returncode == 0 and "deleted by retention)" in result.stdout, result.stdout + result.stderr
     assert "WARNING raw readings taken before" in result.stderr and "readings were deleted early" in result.stderr
+
+
+def test_intervals_edited_apart_from_their_readings_are_named(received: tuple[Served, Path]) -> None:
+    """Every report is computed from the intervals, which no hash covers: folded again from the raw
+    readings, an edited run is named."""
+    served, config = received
+    clean = watchdog("evidence", "verify", "-c", str(config))
+    assert clean.returncode == 0 and "the intervals of 1 check agree with their raw readings" in clean.stdout
+    tamper(served.database, "UPDATE intervals SET status = 'down' WHERE start = (SELECT MIN(start) FROM intervals)")
+    result = watchdog("evidence", "verify", "-c", str(config))
+    assert result.returncode == 1, result.stdout
+    assert re.search(f"BAD intervals: the intervals of agent {AGENT} check web differ from its raw readings: stored "
+                     "down from .* where they fold into up from .* \\(the intervals were edited\\)", result.stderr)

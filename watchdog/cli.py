@@ -19,7 +19,7 @@ from slawatch.config.cli import (
     EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, parser, run,
 )
 
-from .evidence import export, import_readings, scan_jsonl, verify_chain
+from .evidence import export, import_readings, scan_jsonl, verify_chain, verify_intervals
 from .outbox import deliver, message_status, shown
 from .passwords import hash_password
 from .periods import parse_period, period_at
@@ -149,10 +149,16 @@ def evidence_command(args: argparse.Namespace) -> int:
                       f"{finding.reason}; {result.signed + result.imported} batches before it verify",
                       file=sys.stderr)
                 return EXIT_FAILED
+            folded, problem = verify_intervals(reader, now_ms() - int(config.history_retention * 1000))
+            if problem is not None:
+                print(f"BAD intervals: {problem}; {checked} verify, and the intervals of {_n(folded, 'check')} "
+                      "before it agree with their raw readings", file=sys.stderr)
+                return EXIT_FAILED
             head_id, head = reader.head()
             purged = result.purged_before
             print(f"OK {checked} verify, with the {result.readings} stored readings they brought"
-                  f"{'' if purged is None else f' (those taken before {_utc(purged)} deleted by retention)'}; "
+                  f"{'' if purged is None else f' (those taken before {_utc(purged)} deleted by retention)'}, "
+                  f"and the intervals of {_n(folded, 'check')} agree with their raw readings; "
                   f"chain head #{head_id} {head.hex()}")
             kept_from = now_ms() - int(config.readings_retention * 1000)
             if purged is not None and purged > kept_from:

@@ -18,6 +18,7 @@ from slawatch.agent.protocol import INGEST_PATH, MANIFEST_PATH, VERSION, Refused
 from slawatch.collectors.reading import Reading, parse_ts
 
 from .ingest import rows, ts_ms
+from .intervals import clip, runs_of
 from .store import GENESIS, EvidenceRow, Incoming, Reader, Row, Store, chain_hash, now_ms
 
 IMPORT_BATCH = 1000  # readings per evidence record of an import
@@ -78,6 +79,32 @@ def verify_chain(reader: Reader, keys: KeyLines) -> Verified:
         result.finding = Finding(evidence_id, "", "", f"the store holds {sum(held.values())} readings under batches "
                                  f"the chain does not hold (first: evidence #{evidence_id}): they were added or moved")
     return result
+
+
+def verify_intervals(reader: Reader, history_from: int) -> tuple[int, str | None]:
+    """Fold every check's intervals again from its raw readings (those retention kept, with its
+    agent's dropped ranges) and compare them with the stored ones, which every report is computed
+    from: from the check's first raw reading (before it, the stored runs came from readings deleted
+    since) or `history_from` (history retention), whichever is later. (Checks compared, the first
+    difference.)"""
+    checked = 0
+    for agent, check, readings in reader.replayed(reader.readings_purged_before() or -2**62):
+        start = max(readings[0][0], history_from)
+        want = clip(runs_of(readings), start, 2**62)
+        got = clip(reader.intervals(agent, check, start, 2**62), start, 2**62)
+        if got != want:
+            (stored, folded) = next((g, w) for g, w in zip([*got, None], [*want, None]) if g != w)
+            return checked, (f"the intervals of agent {agent} check {check} differ from its raw readings: stored "
+                             f"{_run_text(stored)} where they fold into {_run_text(folded)} (the intervals were edited)")
+        checked += 1
+    return checked, None
+
+
+def _run_text(run: tuple[int, int, str] | None) -> str:
+    if run is None:
+        return "nothing"
+    start, end, status = run
+    return f"{status} from {_iso(start)} to {'the end' if end >= 2**62 else _iso(end)}"
 
 
 def _raw(line: str) -> bytes:

@@ -1277,6 +1277,37 @@ class Reader:
             (agent, check, start if start is not None else -2**62, end if end is not None else 2**62)).fetchall()
         return [Run(*row) for row in rows]
 
+    def replayed(self, since: int) -> Iterator[tuple[str, str, list[tuple[int, str, float]]]]:
+        """Each check's raw readings taken from `since` on, with the cuts of its agent's dropped
+        ranges among them, as (agent, check, [(ts, status, interval_s), ...]) in (ts, seq) order:
+        what its intervals are folded from (a cut is an unknown reading that holds for no time)."""
+        names = dict(self.conn.execute("SELECT s.id, a.name || char(0) || s.check_id FROM series s "
+                                       "JOIN agents a ON a.id = s.agent_id"))
+        cuts: dict[int, list[int]] = {}
+        for agent_id, at in self.conn.execute("SELECT agent_id, cut_at FROM dropped WHERE cut_at >= ?", (since,)):
+            cuts.setdefault(agent_id, []).append(at)
+        series_id, agent_id = None, None
+        rows: list[tuple[int, str, float]] = []
+        for sid, aid, ts, status, interval_s in self.conn.execute(
+                "SELECT series_id, agent_id, ts, status, interval_s FROM readings WHERE ts >= ? "
+                "ORDER BY series_id, ts, seq", (since,)):
+            if sid != series_id:
+                if series_id is not None:
+                    yield self._with_cuts(names[series_id], rows, cuts.get(agent_id, []))
+                series_id, agent_id, rows = sid, aid, []
+            rows.append((ts, status, interval_s))
+        if series_id is not None:
+            yield self._with_cuts(names[series_id], rows, cuts.get(agent_id, []))
+
+    @staticmethod
+    def _with_cuts(name: str, rows: list[tuple[int, str, float]],
+                   cuts: list[int]) -> tuple[str, str, list[tuple[int, str, float]]]:
+        agent, check = name.split("\0", 1)
+        first = rows[0][0]
+        # a cut goes before the readings of its instant (its seq is 0), and a sort keeps equal keys in order
+        merged = sorted([(at, UNKNOWN, 0.0) for at in cuts if at >= first] + rows, key=lambda r: r[0])
+        return agent, check, merged
+
     def readings(self, agent: str | None = None) -> Iterator[tuple[Any, ...]]:
         """(agent, seq, check, ts, status, interval_s, latency_ms, metrics, error) in (agent, seq) order;
         the metrics (JSON text, or None) come from the evidence body each reading arrived in."""
