@@ -1281,8 +1281,8 @@ class Reader:
         """Each check's raw readings taken from `since` on, with the cuts of its agent's dropped
         ranges among them, as (agent, check, [(ts, status, interval_s), ...]) in (ts, seq) order:
         what its intervals are folded from (a cut is an unknown reading that holds for no time)."""
-        names = dict(self.conn.execute("SELECT s.id, a.name || char(0) || s.check_id FROM series s "
-                                       "JOIN agents a ON a.id = s.agent_id"))
+        names = {series_id: (agent, check) for series_id, agent, check in self.conn.execute(
+            "SELECT s.id, a.name, s.check_id FROM series s JOIN agents a ON a.id = s.agent_id")}
         cuts: dict[int, list[int]] = {}
         for agent_id, at in self.conn.execute("SELECT agent_id, cut_at FROM dropped WHERE cut_at >= ?", (since,)):
             cuts.setdefault(agent_id, []).append(at)
@@ -1300,9 +1300,9 @@ class Reader:
             yield self._with_cuts(names[series_id], rows, cuts.get(agent_id, []))
 
     @staticmethod
-    def _with_cuts(name: str, rows: list[tuple[int, str, float]],
+    def _with_cuts(name: tuple[str, str], rows: list[tuple[int, str, float]],
                    cuts: list[int]) -> tuple[str, str, list[tuple[int, str, float]]]:
-        agent, check = name.split("\0", 1)
+        agent, check = name
         first = rows[0][0]
         # a cut goes before the readings of its instant (its seq is 0), and a sort keeps equal keys in order
         merged = sorted([(at, UNKNOWN, 0.0) for at in cuts if at >= first] + rows, key=lambda r: r[0])
