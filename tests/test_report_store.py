@@ -187,3 +187,40 @@ def test_a_history_purge_keeps_merged_rows_that_reach_past_its_cutoff(tmp_path: 
         kept = reader.conn.execute("SELECT MIN(month) FROM monthly_rollups").fetchone()[0]
         gone = reader.conn.execute("SELECT COUNT(*) FROM daily_rollups WHERE day < ?", (OCTOBER,)).fetchone()[0]
     assert (kept, gone) == (OCTOBER, 0)
+
+
+def test_a_history_purge_inside_a_month_keeps_all_of_its_rollups(tmp_path: Path) -> None:
+    """Rollups go a whole UTC month at a time. With the cutoff on 10 October at 03:00, a window from
+    05:00 that day (its day row less hours 0 to 5) or from the 6th (the month row less days 1 to 5)
+    still has what is outside it to take away; and a late reading on the 3rd, with a purge before
+    the next compaction, is merged again by it."""
+    path = tmp_path / "w.db"
+    store = Store(path)
+    rows = month_rows(1, DAY0, 37 * 1440, seed=5)
+    store.store([incoming(rows, kind="import")])
+    store.compact(OCTOBER + 32 * DAY_MS)
+    cutoff = OCTOBER + 9 * DAY_MS + 3 * 3600 * S
+    store.purge(readings_before=OCTOBER, history_before=cutoff)
+    late = Row(10**9, "web", OCTOBER + 2 * DAY_MS + 7 * MINUTE, UP, 120.0, 9999.0, {}, None)
+    store.store([incoming([late], kind="import")])
+    store.purge(readings_before=OCTOBER, history_before=cutoff)
+    assert store.compact(OCTOBER + 32 * DAY_MS) == 1  # the late reading's series-day
+    store.close()
+    with Reader(path) as reader:
+        for spans in ([(cutoff + 2 * 3600 * S, OCTOBER + 10 * DAY_MS)], [(OCTOBER + 5 * DAY_MS, OCTOBER + 31 * DAY_MS)]):
+            found = reader.latency_in(["web"], spans)
+            assert found.histogram == raw_histogram([r for r in rows + [late] if r.check == "web"], spans)
+            assert found.unseen_ms == 0
+
+
+def test_plan_takes_no_merged_row_whose_outside_part_is_purged_raw_readings() -> None:
+    """October less its first 7 minutes, with raw readings purged up to November: the month's row
+    would need them to take those 7 minutes away, so its first hour is read as 15-minute rows and
+    the raw readings of 00:07-00:15 (purged: time not in the percentile, and said so)."""
+    month_end = OCTOBER + 31 * DAY_MS
+    plan = plan_latency([(OCTOBER + 7 * MINUTE, month_end)], compacted_before=month_end, stale=(), raw_from=month_end)
+    assert ("monthly_rollups", OCTOBER, month_end) not in plan.add and plan.subtract == plan.raw_subtract == []
+    assert plan.raw == [(OCTOBER + 7 * MINUTE, OCTOBER + 15 * MINUTE)]
+    assert ("rollups", OCTOBER + 15 * MINUTE, OCTOBER + 3600 * S) in plan.add
+    kept = plan_latency([(OCTOBER + 7 * MINUTE, month_end)], compacted_before=month_end, stale=(), raw_from=OCTOBER)
+    assert kept.add == [("monthly_rollups", OCTOBER, month_end)] and kept.raw_subtract == [(OCTOBER, OCTOBER + 7 * MINUTE)]

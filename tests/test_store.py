@@ -569,9 +569,13 @@ def test_purge_of_history_drops_intervals_and_rollups_that_ended_before_it(store
     with Reader(db) as reader:
         assert [(r.start, r.status) for r in reader.intervals(AGENT, CHECK)] == [  # [0, 315 s) ended before
             (T0 + 315 * S, UNKNOWN), (T0 + 2 * BUCKET_MS, DOWN), (T0 + 2 * BUCKET_MS + 30 * S, UP)]
-        assert reader.latency(AGENT, CHECK, 0, FAR)[0] == 1
-        assert reader.metric_stats(AGENT, CHECK, 0, FAR) == {"x": [1, 1, 1, 1]}
+        # rollups go a whole UTC month at a time: September's stay while the cutoff is in it
+        assert reader.latency(AGENT, CHECK, 0, FAR)[0] == 2
+        assert reader.metric_stats(AGENT, CHECK, 0, FAR) == {"x": [2, 1, 2, 3]}
         assert [r[1] for r in reader.readings()] == [11, 12]
+    store.purge(readings_before=T0 + BUCKET_MS, history_before=T0 + 10 * DAY_MS)  # 1 October, 14:00
+    with Reader(db) as reader:
+        assert reader.latency(AGENT, CHECK, 0, FAR)[0] == 0 and reader.metric_stats(AGENT, CHECK, 0, FAR) == {}
 
 
 def test_several_late_readings_in_one_older_bucket_all_count(store: Store, db: Path) -> None:

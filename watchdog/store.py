@@ -1166,13 +1166,13 @@ class Store:
             # late readings before it must leave intervals alone. It never moves back.
             purged = self._meta_int("readings_purged_before")
             self._set_meta("readings_purged_before", readings_before if purged is None else max(purged, readings_before))
-            # History goes by what it covers: a run, a bucket, an hour, a day or a month that ends by the
-            # cutoff (one that reaches past it still answers for the time after it).
-            ends = [("intervals", "end", history_before), ("rollups", "bucket", history_before - history_before % BUCKET_MS),
-                    ("hourly_rollups", "hour", history_before - history_before % HOUR_MS),
-                    ("daily_rollups", "day", history_before - history_before % DAY_MS),
-                    ("stale_days", "day", history_before - history_before % DAY_MS),
-                    ("monthly_rollups", "month", month_start(history_before))]
+            # History goes by what it covers: a run that ends by the cutoff. Rollups go a whole UTC month
+            # at a time, every level of it: a merged row answers for the time after the cutoff only less
+            # its parts before it, which must be there to take away (and a late reading in a kept month
+            # must find its day's stale mark there, for compaction to merge the month again).
+            month = month_start(history_before)
+            ends = [("intervals", "end", history_before), ("rollups", "bucket", month), ("hourly_rollups", "hour", month),
+                    ("daily_rollups", "day", month), ("stale_days", "day", month), ("monthly_rollups", "month", month)]
             deleted += self.conn.execute(
                 "DELETE FROM readings WHERE (agent_id, seq) IN (SELECT agent_id, seq FROM readings "
                 "WHERE ts / 900000 <= ? AND ts < ? LIMIT ?)", (chunk_of(readings_before), readings_before, limit)).rowcount
@@ -1465,13 +1465,14 @@ class Reader:
         compacted = self._meta_int("rollups_compacted_before")
         stale = {day for (day,) in self.conn.execute(
             f"SELECT DISTINCT day FROM stale_days WHERE series_id IN ({marks})", series)}
-        plan = plan_latency(spans, -2**62 if compacted is None else compacted, stale)
+        purged = self._meta_int("readings_purged_before")
+        plan = plan_latency(spans, -2**62 if compacted is None else compacted, stale,
+                            -2**62 if purged is None else purged)
         for rows, sign in ((plan.add, 1), (plan.subtract, -1)):
             for table, lo, hi in rows:
                 column = LEVEL_COLUMN[table]
                 self._add(found, f"SELECT histogram FROM {table} WHERE series_id IN ({marks}) AND {column} >= ? "
                           f"AND {column} < ? AND latency_count > 0", (*series, lo, hi), sign)
-        purged = self._meta_int("readings_purged_before")
         for pieces, sign in ((plan.raw, 1), (plan.raw_subtract, -1)):
             for lo, hi in pieces:
                 values, unseen = self._raw_latencies(series, lo, hi, purged)
@@ -1597,11 +1598,14 @@ class LatencyPlan:
     raw_subtract: list[tuple[int, int]] = field(default_factory=list)
 
 
-def plan_latency(spans: Sequence[tuple[int, int]], compacted_before: int, stale: Collection[int]) -> LatencyPlan:
+def plan_latency(spans: Sequence[tuple[int, int]], compacted_before: int, stale: Collection[int],
+                 raw_from: int = -2**62) -> LatencyPlan:
     """Read as few rows as possible. A month or day mostly inside `spans` is its merged row (when it
     has a current one) less what of it is outside them; one mostly outside is its parts inside;
     15-minute buckets cut by a span's edge are raw readings. Merged rows exist for days before
-    `compacted_before` that are not `stale` (and months all of whose days are such)."""
+    `compacted_before` that are not `stale` (and months all of whose days are such). Raw readings
+    are kept from `raw_from` on: a merged row is taken only when the raw readings to take away from
+    it are there (else what is outside the spans would count)."""
     plan = LatencyPlan()
     spans = list(spans)
     if not spans:
@@ -1609,7 +1613,7 @@ def plan_latency(spans: Sequence[tuple[int, int]], compacted_before: int, stale:
     month = month_start(spans[0][0])
     while month < spans[-1][1]:
         following = month_start(month + 32 * DAY_MS)
-        _cover(plan, MONTH, month, following, spans, 1, compacted_before, stale)
+        _cover(plan, MONTH, month, following, spans, 1, compacted_before, stale, raw_from)
         month = following
     plan.add, plan.subtract = _joined_rows(plan.add), _joined_rows(plan.subtract)
     plan.raw, plan.raw_subtract = _joined(plan.raw), _joined(plan.raw_subtract)
@@ -1617,7 +1621,7 @@ def plan_latency(spans: Sequence[tuple[int, int]], compacted_before: int, stale:
 
 
 def _cover(plan: LatencyPlan, level: str, lo: int, hi: int, spans: Sequence[tuple[int, int]], sign: int,
-           compacted_before: int, stale: Collection[int]) -> None:
+           compacted_before: int, stale: Collection[int], raw_from: int) -> None:
     inside = [(max(a, lo), min(b, hi)) for a, b in spans if a < hi and b > lo]
     covered = sum(b - a for a, b in inside)
     if covered == 0:
@@ -1627,17 +1631,23 @@ def _cover(plan: LatencyPlan, level: str, lo: int, hi: int, spans: Sequence[tupl
         return
     # an hour's row is as current as its day's: the day's start decides whether it is stale
     merged = hi <= compacted_before and not any(lo - lo % DAY_MS <= day < hi for day in stale)
-    if merged and covered * 2 > hi - lo:
+    outside = _complement(inside, lo, hi)
+    if merged and covered * 2 > hi - lo and _raw_kept(outside, raw_from):
         (plan.add if sign > 0 else plan.subtract).append((level, lo, hi))
-        if covered == hi - lo:
+        if not outside:
             return
-        inside, sign = _complement(inside, lo, hi), -sign  # take away what is outside the spans
+        inside, sign = outside, -sign  # take away what is outside the spans
     if level == HOUR:
         _buckets(plan, inside, sign)
         return
     child, width = (DAY, DAY_MS) if level == MONTH else (HOUR, HOUR_MS)
     for start in range(lo, hi, width):
-        _cover(plan, child, start, start + width, inside, sign, compacted_before, stale)
+        _cover(plan, child, start, start + width, inside, sign, compacted_before, stale, raw_from)
+
+
+def _raw_kept(spans: list[tuple[int, int]], raw_from: int) -> bool:
+    """Whether the raw readings of the 15-minute buckets the spans' edges cut are kept."""
+    return all(edge % BUCKET_MS == 0 or edge - edge % BUCKET_MS >= raw_from for span in spans for edge in span)
 
 
 def _buckets(plan: LatencyPlan, inside: list[tuple[int, int]], sign: int) -> None:
