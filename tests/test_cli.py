@@ -34,7 +34,9 @@ def test_watchdog_check_prints_ok_and_a_summary() -> None:
     result = run("slawatch-watchdog", "check", "-c", str(EXAMPLES / "watchdog.toml"),
                  "--agent-config", str(EXAMPLES / "agent.toml"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("1 agent, 2 users, 1 contract, 2 services, 3 objectives")
+    assert result.stdout.splitlines()[0].endswith("1 agent, 2 users, 1 contract, 2 services, 3 objectives")
+    # no database yet, so no agent's manifest: every contract check is a blind spot
+    assert all(line.startswith("blind spot: contract ") for line in result.stdout.splitlines()[1:])
 
 
 def test_three_mistakes_are_all_reported_with_file_and_place(confdir: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +81,31 @@ async def test_an_altered_replay_in_its_originals_group_is_a_conflict(tmp_path: 
     assert isinstance(again, Conflict), again
     with Reader(tmp_path / "w.db") as reader:
         assert reader.count("evidence") == 1 and reader.count("readings") == 1
+
+
+async def test_a_database_failure_while_answering_a_refused_body_fails_that_batch_not_the_writer(
+        tmp_path: Path) -> None:
+    """A refused body is looked up among the stored batches (a resend gets its acknowledgement):
+    that look-up failing (disk I/O) answers the batch with the failure (503 to the agent), and the
+    writer goes on; were it to stop, later batches would get an error at once, not wait forever."""
+    writer = Writer(tmp_path / "w.db")
+    try:
+        def refuse() -> tuple[list[Row], list[tuple[int, int]]]:
+            raise Refused(422, "readings[0]: taken after the batch was sent")
+
+        def broken(*_: object) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        stored_batch, writer.store.stored_batch = writer.store.stored_batch, broken  # type: ignore[method-assign]
+        refused = dataclasses.replace(incoming([row(1, 0)], batch="b-1"), rows=(), parse=refuse)
+        answer = await asyncio.wait_for(asyncio.gather(writer.submit(refused), return_exceptions=True), 10)
+        assert isinstance(answer[0], sqlite3.OperationalError)
+        writer.store.stored_batch = stored_batch  # type: ignore[method-assign]
+        later = await asyncio.wait_for(writer.submit(incoming([row(2, 30_000)], batch="b-2")), 10)
+        assert isinstance(later, Stored) and later.ack["stored"] == 1
+    finally:
+        writer.close()
+    stopped = Writer(tmp_path / "w.db")
+    stopped.close()
+    with pytest.raises(RuntimeError, match="the store writer has stopped"):
+        await asyncio.wait_for(stopped.submit(incoming([row(3, 60_000)], batch="b-3")), 10)

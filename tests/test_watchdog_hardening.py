@@ -219,6 +219,60 @@ def test_a_restarted_watchdog_does_not_call_its_agents_silent_for_its_own_downti
         assert served.watchdog.silent.get(AGENT) is None, served.watchdog.silent
 
 
+def test_a_silence_whose_record_failed_is_recorded_by_a_later_round(tmp_path: Path) -> None:
+    """Recording an agent silent (and queueing its alert) can fail, e.g. on a locked database: the
+    next liveness round tries again, rather than holding it silent in memory only, unannounced."""
+    config_path = write_config(tmp_path)
+    config = load_watchdog(config_path)
+    migrate(config.database)
+    store = Store(config.database)
+    hour_ago = now_ms() - 3_600_000
+    store.store([Incoming(agent=AGENT, batch="old-batch-1", kind="readings", path=INGEST_PATH, sent="x",
+                          body=batch_body(AGENT, [reading(1)]), signature=b"s" * 64, public_key=None,
+                          rows=[], received_at=hour_ago)])
+    store.close()
+    with serving(config_path) as served:
+        watchdog = served.watchdog
+        alerting = watchdog._alerting()
+        recorded, calls = alerting.agent_silent, []
+
+        async def failing_once(*args: object) -> None:
+            calls.append(args)
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("database is locked")
+            await recorded(*args)  # type: ignore[arg-type]
+
+        alerting.agent_silent = failing_once  # type: ignore[method-assign]
+        watchdog.started_ms = hour_ago  # as if it had run all along: the agent is silent now
+        for _ in range(2):
+            asyncio.run_coroutine_threadsafe(watchdog.check_liveness(), served.loop).result(30)
+        assert len(calls) >= 2 and watchdog.silent.get(AGENT) is not None
+        with Reader(config.database) as reader:
+            assert next(a for a in reader.agents() if a.name == AGENT).silent_since is not None
+            assert [m.event for m in reader.outbox()].count("agent-silent") == 1
+
+
+def test_check_names_every_blind_spot_before_the_database_exists(tmp_path: Path) -> None:
+    """A fresh install: no agent has sent a manifest, so no contract check is covered yet."""
+    config = write_config(tmp_path)
+    checked = subprocess.run([WATCHDOG_BIN, "check", "-c", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert "blind spot: contract shop-2026, service shop: check web is reported by 0 agents, quorum 1" in checked.stdout
+    assert not (tmp_path / "watchdog.db").exists()
+
+
+def test_metrics_leave_out_agents_a_reload_removed(tmp_path: Path) -> None:
+    other = Ed25519PrivateKey.generate()
+    config = write_config(tmp_path)
+    with serving(config) as served:
+        assert served.client.send([reading(1)]).status == 200
+        asyncio.run_coroutine_threadsafe(asyncio.to_thread(served.watchdog.read_agents), served.loop).result(10)
+        assert f'slawatch_agent_last_seen_timestamp_seconds{{agent="{AGENT}"}}' in served.client.get("/metrics")[1]
+        write_config(tmp_path, agents=[("other-probe", public_key_line(other))])
+        assert asyncio.run_coroutine_threadsafe(_reload(served), served.loop).result(10)
+        assert f'agent="{AGENT}"' not in served.client.get("/metrics")[1]
+
+
 # --- evidence -----------------------------------------------------------------------------------
 
 def test_verify_after_a_key_change_needs_the_old_key_listed(tmp_path: Path) -> None:

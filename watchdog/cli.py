@@ -68,9 +68,9 @@ def check(args: argparse.Namespace) -> int:
 
 
 def _blind_spots(config: WatchdogConfig) -> list[BlindSpot]:
-    """Blind spots per the manifests stored so far; none to tell before the database exists."""
+    """Blind spots per the manifests stored so far (every check is one before the database exists)."""
     if not Path(config.database).exists():
-        return []
+        return blind_spots(config, {})
     with Reader(config.database) as reader:
         return blind_spots(config, {a.name: a for a in reader.agents()})
 

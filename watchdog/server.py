@@ -107,8 +107,9 @@ class _StateCollector(Collector):
         yield silent
         seen = GaugeMetricFamily("slawatch_agent_last_seen_timestamp_seconds",
                                  "When each agent's last batch was accepted", labels=["agent"])
+        listed = {agent.id for agent in w.config.agents}
         for state in list(w.agents.values()):  # copies: the event loop may replace them meanwhile
-            if state.last_seen is not None:
+            if state.last_seen is not None and state.name in listed:
                 seen.add_metric([state.name], state.last_seen / 1000)
         yield seen
         blind = GaugeMetricFamily("slawatch_blind_spot_agents",
@@ -186,10 +187,13 @@ class Watchdog:
             log.error("event=reload-refused action=keep-running-old-config problems=%d", len(err.problems))
             return False
         if config.database != self.config.database or (config.listen_host, config.listen_port) != (
-                self.config.listen_host, self.config.listen_port):
-            log.warning("event=reload-partial reason=%r", "database and listen take effect on restart only")
+                self.config.listen_host, self.config.listen_port) or (config.tls_cert_file, config.tls_key_file) != (
+                self.config.tls_cert_file, self.config.tls_key_file):
+            log.warning("event=reload-partial reason=%r", "database, listen and the TLS files (a renewed "
+                        "certificate too) take effect on restart only")
             config = dataclasses.replace(config, database=self.config.database, listen_host=self.config.listen_host,
-                                         listen_port=self.config.listen_port)
+                                         listen_port=self.config.listen_port, tls_cert_file=self.config.tls_cert_file,
+                                         tls_key_file=self.config.tls_key_file)
         self.settings = Settings.of(config)
         listed = {agent.id for agent in config.agents}
         self.silent = {agent: since for agent, since in self.silent.items() if agent in listed}
@@ -226,22 +230,34 @@ class Watchdog:
             if now - last > limit_ms:
                 if was is None:
                     since = int(last + limit_ms)
+                    # recorded (and its alert queued) first: a failure is tried again next round
+                    if state is not None and not await self._told_silent(agent.id, since, state):
+                        continue
                     self.silent[agent.id] = since
                     log.warning("event=agent-silent agent=%s last_seen=%s", agent.id,
                                 _iso(state.last_seen) if state and state.last_seen else "never")
-                    if state is not None:
-                        await self._alerting().agent_silent(agent.id, since, state.last_seen, _checks_of(state))
                 else:
                     self.silent[agent.id] = was
             elif was is not None and not (state and state.last_seen and state.last_seen >= was):
                 self.silent[agent.id] = was  # still nothing from it (this watchdog just restarted): silent
             else:
                 if was is not None:
+                    if state is not None and not await self._told_silent(agent.id, None, state):
+                        continue
                     log.info("event=agent-back agent=%s silent_s=%.0f", agent.id, (now - was) / 1000)
-                    if state is not None:
-                        await self._alerting().agent_silent(agent.id, None, state.last_seen, _checks_of(state))
                 self.silent[agent.id] = None
         self.refresh_blind_spots()
+
+    async def _told_silent(self, agent: str, since: int | None, state: AgentState) -> bool:
+        """Record an agent silent since `since` (None: back) and queue its alert; False (logged) when
+        that failed, for the next round to try again."""
+        try:
+            await self._alerting().agent_silent(agent, since, state.last_seen, _checks_of(state))
+        except Exception:
+            log.exception("event=agent-silent-record-failed agent=%s silent=%s action=retry-next-round", agent,
+                          since is not None)
+            return False
+        return True
 
     def database_bytes(self) -> int:
         total = 0

@@ -54,6 +54,8 @@ class Writer:
         A batch is stored even when its sender stops waiting (a resend gets the stored acknowledgement),
         so it needs no cancellable concurrent future: a group's answers go to the event loop at once.
         """
+        if not self.alive():
+            raise RuntimeError("the store writer has stopped")
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Stored] = loop.create_future()
         self._queue.put((batch, _Waiter(loop, answer)))
@@ -129,6 +131,10 @@ class Writer:
                                     Conflict.of(kept[twin.index][0].batch)))
                 else:
                     answers.append((twin.waiter, original if isinstance(original, Conflict) else twin.refused))
+        except Exception as exc:  # a fault of its own: the group's batches not answered yet get it; the writer goes on
+            log.exception("event=store-group-failed batches=%d", len(group))
+            answered = {id(waiter) for waiter, _ in answers}
+            answers += [(waiter, exc) for _, waiter in group if id(waiter) not in answered]
         finally:
             _answer(answers)
 
@@ -152,7 +158,12 @@ class Writer:
             if earlier is not None:
                 twins.append(_Twin(waiter, earlier, kept[earlier][0].body_sha256 == batch.body_sha256, exc))
                 return False
-            stored = self.store.stored_batch(batch.agent, batch.batch)
+            try:
+                stored = self.store.stored_batch(batch.agent, batch.batch)
+            except Exception as failed:  # the database: the sender tries again later (503)
+                log.exception("event=store-lookup-failed agent=%s batch=%s", batch.agent, batch.batch)
+                answers.append((waiter, failed))
+                return False
             if stored is None:
                 answers.append((waiter, exc))
             elif stored.body_sha256 != batch.body_sha256:  # a conflict, valid or not
