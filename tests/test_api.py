@@ -5,14 +5,12 @@ CLI's (frozen ones included), incidents are the report's, status is now, bad inp
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,7 +25,7 @@ from slawatch.watchdog.store import Reader
 
 from .access_peers import NOW, OUTAGE, PERIOD, RECENT_S, URLS, Browser, basic, seeded, sha256_hex, wait_for
 from .conftest import ROOT
-from .watchdog_peers import AGENT, T0, WATCHDOG_BIN, Answer, Client, Served, reading
+from .watchdog_peers import AGENT, T0, WATCHDOG_BIN, Answer, Client, Served, reading, stalled_upload
 
 FLOOD = "flood-probe"          # an agent of its own to run out of its rate
 FLOOD_KEY = Ed25519PrivateKey.generate()
@@ -127,13 +125,8 @@ def _flooded(served: Served, path: str) -> Any:
 
 def _stalled(served: Served, path: str) -> Answer:
     """An upload that sends one byte of the body it announces and stops: body_timeout ends it."""
-    url = urlsplit(served.client.base)
-    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    conn = stalled_upload(served.client.base, path, announced=1000)  # under max_batch_size
     try:
-        conn.putrequest("POST", path)
-        for name, value in (sign(Client.key, AGENT, new_batch_id(), path, b"{}") | {"Content-Length": "1000"}).items():
-            conn.putheader(name, value)
-        conn.endheaders(b"{")
         response = conn.getresponse()
         return Answer(response.status, json.loads(response.read()), dict(response.getheaders()))
     finally:

@@ -29,7 +29,9 @@ from slawatch.watchdog.server import Settings
 from slawatch.watchdog.store import Incoming, Reader, Row, Store, Stored, migrate, now_ms
 from slawatch.config import load_watchdog
 
-from .watchdog_peers import AGENT, KEY, PUBLIC, WATCHDOG_BIN, Client, Served, reading, serving, write_config
+from .watchdog_peers import (
+    AGENT, KEY, PUBLIC, WATCHDOG_BIN, Client, Served, reading, serving, stalled_upload, write_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -462,19 +464,6 @@ def test_reused_seqs_are_counted_once_when_a_group_is_stored_again(tmp_path: Pat
         store.close()
 
 
-def _stalled(base: str, agent: str) -> http.client.HTTPConnection:
-    """An upload naming `agent` (signed by nobody: the signature is checked once the body is in)
-    that sends one byte of the 100,000 it announces and stops."""
-    url = urlsplit(base)
-    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
-    conn.putrequest("POST", INGEST_PATH)
-    for name, value in sign(Ed25519PrivateKey.generate(), agent, new_batch_id(), INGEST_PATH, b"x").items():
-        conn.putheader(name, value)
-    conn.putheader("Content-Length", "100000")
-    conn.endheaders(b"{")
-    return conn
-
-
 def test_uploads_that_never_finish_cannot_stop_ingest(tmp_path: Path) -> None:
     """Anyone can name a listed agent and start uploads that never finish. Sixteen naming one agent
     hold 4 of the 16 places bodies are read in: the fifth on are refused at once (429), another
@@ -483,7 +472,7 @@ def test_uploads_that_never_finish_cannot_stop_ingest(tmp_path: Path) -> None:
     config = write_config(tmp_path, agents=[(AGENT, PUBLIC), ("other-probe", public_key_line(other))],
                           settings='body_timeout = "3s"')
     with serving(config) as served:
-        stalled = [_stalled(served.client.base, AGENT) for _ in range(16)]
+        stalled = [stalled_upload(served.client.base) for _ in range(16)]
         try:
             time.sleep(0.5)  # the first four are being read
             refused = [conn.getresponse() for conn in stalled[4:]]

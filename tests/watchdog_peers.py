@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import http.client
 import json
 import os
 import shutil
@@ -19,8 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from slawatch.agent.protocol import INGEST_PATH, Signer, batch_body, new_batch_id, sign
 from slawatch.collectors.reading import Reading
@@ -127,6 +130,20 @@ def _open(request: urllib.request.Request) -> Answer:
         except ValueError:
             body = {"raw": text.decode(errors="replace")}
         return Answer(err.code, body, dict(err.headers))
+
+
+def stalled_upload(base: str, path: str = INGEST_PATH, agent: str = AGENT,
+                   announced: int = 100_000) -> http.client.HTTPConnection:
+    """An upload naming `agent` (signed by nobody's key: the signature is checked once the body is
+    in) that sends one byte of the `announced` and stops; the caller reads the answer and closes."""
+    url = urlsplit(base)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    conn.putrequest("POST", path)
+    for name, value in sign(Ed25519PrivateKey.generate(), agent, new_batch_id(), path, b"{}").items():
+        conn.putheader(name, value)
+    conn.putheader("Content-Length", str(announced))
+    conn.endheaders(b"{")
+    return conn
 
 
 @dataclass
