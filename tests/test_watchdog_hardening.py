@@ -254,6 +254,25 @@ def test_a_silence_whose_record_failed_is_recorded_by_a_later_round(tmp_path: Pa
             assert [m.event for m in reader.outbox()].count("agent-silent") == 1
 
 
+def test_a_background_task_that_ends_makes_the_watchdog_unhealthy(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alert delivery runs for the daemon's life: if it ever ends, /healthz says so with a 503 (and
+    systemd, no longer pinged, restarts the daemon) instead of ingesting on without delivering."""
+    from slawatch.watchdog.outbox import Sender
+
+    async def broken(self: Sender) -> None:
+        raise RuntimeError("delivery broke")
+
+    monkeypatch.setattr(Sender, "run", broken)
+    with serving(write_config(tmp_path)) as served:
+        deadline = time.monotonic() + 10
+        while not served.watchdog.ended and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status, text = served.client.get("/healthz")
+        assert (status, json.loads(text)["status"]) == (503, "sender stopped")
+        assert served.client.send([reading(1)]).status == 200  # readings are still taken in
+
+
 def test_check_names_every_blind_spot_before_the_database_exists(tmp_path: Path) -> None:
     """A fresh install: no agent has sent a manifest, so no contract check is covered yet."""
     config = write_config(tmp_path)

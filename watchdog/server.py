@@ -152,6 +152,7 @@ class Watchdog:
     metrics: Metrics = field(init=False)
     reading_bodies: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(BODIES_AT_ONCE))
     bodies_of: collections.Counter[str] = field(default_factory=collections.Counter)  # bodies being read, per agent named
+    ended: list[str] = field(default_factory=list)  # background tasks that ended though they run for the daemon's life
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self)
@@ -472,9 +473,11 @@ async def healthz(request: web.Request) -> web.Response:
     watchdog = request.app[WATCHDOG]
     writer = watchdog.writer
     alive = writer is not None and writer.alive()
-    return web.json_response({"status": "ok" if alive else "store writer stopped",
+    status = ("store writer stopped" if not alive else
+              f"{', '.join(watchdog.ended)} stopped" if watchdog.ended else "ok")
+    return web.json_response({"status": status,
                               "agents_silent": sorted(a for a, since in watchdog.silent.items() if since),
-                              "blind_spots": len(watchdog.blind_spots)}, status=200 if alive else 503)
+                              "blind_spots": len(watchdog.blind_spots)}, status=200 if status == "ok" else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -506,6 +509,8 @@ async def _background_context(app: web.Application) -> AsyncIterator[None]:
              asyncio.create_task(_every(FREEZE_EVERY_S, lambda: _freeze(watchdog)), name="freeze"),
              asyncio.create_task(_owned(watchdog._alerting().run), name="alerting"),
              asyncio.create_task(_owned(watchdog._sender().run), name="sender")]
+    for task in tasks:
+        task.add_done_callback(lambda done: _ended(watchdog, done))
     yield
     for task in tasks:
         task.cancel()
@@ -516,6 +521,16 @@ async def _owned(job: Any) -> None:
     """A task that runs for the daemon's life: if it ever ends, the daemon must not go on without it."""
     await job()
     raise RuntimeError(f"background task {getattr(job, '__qualname__', job)} ended")
+
+
+def _ended(watchdog: Watchdog, task: asyncio.Task[None]) -> None:
+    """A background task ended before shutdown: the daemon is unhealthy (/healthz answers 503, and
+    systemd's watchdog, no longer pinged, restarts it) and says why."""
+    if task.cancelled():
+        return  # shutdown
+    watchdog.ended.append(task.get_name())
+    log.error("event=background-task-ended task=%s action=healthz-503-stop-pinging-systemd", task.get_name(),
+              exc_info=task.exception())
 
 
 async def _every(seconds: float, job: Any) -> None:
@@ -604,6 +619,9 @@ async def _ping_systemd(watchdog: Watchdog) -> None:
         if writer is not None and not writer.alive():
             log.error("event=writer-dead action=stop-pinging-systemd")
             return  # systemd's watchdog restarts a watchdog that can no longer store
+        if watchdog.ended:
+            log.error("event=background-task-ended tasks=%s action=stop-pinging-systemd", ",".join(watchdog.ended))
+            return  # ... or that no longer alerts, delivers, purges or compacts
         if interval:
             systemd.notify("WATCHDOG=1")
         silent = sum(1 for since in watchdog.silent.values() if since)
