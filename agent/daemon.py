@@ -20,6 +20,7 @@ from slawatch.collectors.vantage import Vantage
 from slawatch.config import AgentConfig, ConfigError, load_agent
 from slawatch.config.cli import package_version
 from slawatch.config.keys import load_private_key
+from slawatch.config.agent import SELF_CHECK, SELF_INTERVAL_S
 
 from . import systemd
 from .protocol import Signer, canonical_json
@@ -30,8 +31,6 @@ from .spool import Spool, SpoolDamaged
 
 log = logging.getLogger(__name__)
 
-SELF_CHECK = "agent.self"
-SELF_INTERVAL_S = 60.0
 FLUSH_ON_STOP_S = 5.0
 BOUNDS_EVERY_S = 300.0
 

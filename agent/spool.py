@@ -114,6 +114,9 @@ class Spool:
         # On a full disk even a DELETE needs room (WAL frames): this file is given up to make it.
         self._reserve, self._reserve_bytes = Path(f"{path}.reserve"), reserve_bytes
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        # Pages freed by dropping go back to the disk (see _give_back), so that a full disk makes room
+        # for the reserve again; on a new file it takes effect at once, an older one is converted.
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         # The WAL is folded back every ~1 MB and then shrunk, so it never holds more than the
@@ -121,6 +124,7 @@ class Spool:
         self._db.execute("PRAGMA wal_autocheckpoint=256")
         self._db.execute("PRAGMA journal_size_limit=1048576")
         self._db.executescript(SCHEMA)
+        self._make_shrinkable()
         self._keep_reserve()
         if self._db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'reading'").fetchone() is None:
             with self._transaction():
@@ -162,6 +166,10 @@ class Spool:
                 if self._drop_oldest(max(len(readings), self.depth() // 10, 100), "spool disk full") == 0:
                     raise
                 self._checkpoint()
+                # The dropped pages go back to the disk, and the reserve is made again from them:
+                # the next full disk finds it, or dropping could not be written then.
+                self._give_back()
+                self._keep_reserve(room=1)
 
     def _insert(self, readings: list[Reading]) -> list[Reading]:
         stored = []
@@ -183,7 +191,8 @@ class Spool:
                                      (row[2], row[3])).fetchone()[0] if row[2] is not None else 0
             return PendingBatch(row[0], row[1], count, row[2], row[3])
         self._drop_stamped_ahead(limit, now or dt.datetime.now(dt.timezone.utc))
-        rows = self._db.execute("SELECT seq, body FROM reading ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        # As bytes: a body damaged into text that is not UTF-8 would fail the whole query, here.
+        rows = self._db.execute("SELECT seq, CAST(body AS BLOB) FROM reading ORDER BY seq LIMIT ?", (limit,)).fetchall()
         readings, rows = self._readable(rows)
         dropped = self._db.execute("SELECT first_seq, last_seq FROM dropped WHERE batch IS NULL "
                                    "ORDER BY first_seq").fetchall()
@@ -238,14 +247,49 @@ class Spool:
             self.abandon(batch)
         return ahead
 
-    def _keep_reserve(self) -> None:
-        """Have the reserve file, when the disk has room for it twice over."""
+    def _keep_reserve(self, room: int = 2) -> None:
+        """Have the reserve file, when the disk has room for it `room` times over."""
         if self._reserve_bytes <= 0 or self._reserve.exists():
             return
-        if shutil.disk_usage(self._reserve.parent).free < 2 * self._reserve_bytes:
+        if shutil.disk_usage(self._reserve.parent).free < room * self._reserve_bytes:
             return
-        with open(self._reserve, "wb") as handle:
-            os.posix_fallocate(handle.fileno(), 0, self._reserve_bytes)
+        try:
+            with open(self._reserve, "wb") as handle:
+                os.posix_fallocate(handle.fileno(), 0, self._reserve_bytes)
+        except OSError as exc:  # taken by another writer meanwhile: no reserve, tried again next time
+            self._reserve.unlink(missing_ok=True)
+            log.warning("event=spool-reserve-not-made error=%s", exc)
+
+    def _make_shrinkable(self) -> None:
+        """Convert a spool made before pages were given back (auto_vacuum NONE) with a VACUUM, when
+        the disk has room for the copy that takes; else say so and go on as before."""
+        if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+            return
+        size = self.size_bytes()
+        if shutil.disk_usage(self._reserve.parent).free < 3 * size + 2 * self._reserve_bytes:
+            log.warning("event=spool-not-shrinkable reason=%r", "no room on the disk to convert it: pages freed by "
+                        "dropping stay in the file until there is")
+            return
+        self._db.execute("VACUUM")
+        log.info("event=spool-converted bytes=%d", size)
+
+    def _give_back(self) -> None:
+        """Return the file's free pages to the disk, a chunk at a time, each folded back from the WAL
+        before the next: the WAL never needs more room than the reserve gives it."""
+        if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            return
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        while free > 0:
+            try:
+                self._db.execute("PRAGMA incremental_vacuum(256)").fetchall()
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:
+                log.warning("event=spool-give-back-failed free_pages=%d error=%s", free, exc)
+                return
+            free, was = self._db.execute("PRAGMA freelist_count").fetchone()[0], free
+            if free >= was:
+                log.warning("event=spool-give-back-failed free_pages=%d error=%r", free, "no page came free")
+                return
 
     def _release_reserve(self) -> None:
         if self._reserve.exists():
@@ -263,18 +307,39 @@ class Spool:
         """Drop readings older than the age bound, then the oldest while over the size bound."""
         now = now or dt.datetime.now(dt.timezone.utc)
         cutoff = format_ts(now - dt.timedelta(seconds=self.max_age_s))
-        protected = self._protected_seq()
-        old = self._db.execute("SELECT count(*) FROM reading WHERE ts < ? AND seq > ?", (cutoff, protected)).fetchone()[0]
-        dropped = self._drop_oldest(old, f"older than {self.max_age_s / 86400:g} days") if old else 0
-        while self.size_bytes() > self.max_bytes and self.depth() > 0:
+        dropped = self._drop_older(cutoff)
+        # The readings held, not the file: pages that could not go back to the disk yet hold nothing.
+        while self.data_bytes() > self.max_bytes and self.depth() > 0:
             count = self._drop_oldest(max(1, self.depth() // 10), "spool size bound reached")
             if count == 0:
                 break
             dropped += count
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.execute("VACUUM")
+        if dropped:
+            self._checkpoint()
+            self._give_back()
         self._keep_reserve()
         return dropped
+
+    def _drop_older(self, cutoff: str) -> int:
+        """Drop the readings stamped before `cutoff` (those of the batch awaiting acknowledgement
+        excepted), one range per run of them in seq order: a clock set back may have stamped later
+        readings earlier, and only those stamps decide. Read as a stream: a week's backlog may be old."""
+        reason = f"older than {self.max_age_s / 86400:g} days"
+        old = self._db.execute("SELECT seq FROM reading WHERE seq > ? AND ts < ? ORDER BY seq",
+                               (self._protected_seq(), cutoff))
+        runs: list[list[int]] = []  # [first seq, last seq, count]
+        for (seq,) in old:
+            if runs and (seq == runs[-1][1] + 1 or self._db.execute(
+                    "SELECT 1 FROM reading WHERE seq > ? AND seq < ? LIMIT 1", (runs[-1][1], seq)).fetchone() is None):
+                runs[-1][1:] = [seq, runs[-1][2] + 1]  # no reading kept between: the same range
+            else:
+                runs.append([seq, seq, 1])
+        if not runs:
+            return 0
+        self._drop_ranges([(first, last, reason) for first, last, _ in runs])
+        for first, last, count in runs:
+            log.warning("event=spool-dropped first_seq=%d last_seq=%d count=%d reason=%r", first, last, count, reason)
+        return sum(run[2] for run in runs)
 
     def _protected_seq(self) -> int:
         """Readings of the batch awaiting acknowledgement are never dropped: it may be delivered."""
@@ -310,12 +375,12 @@ class Spool:
                       first, last, count, seconds, _stamped_ahead(seconds))
         return len(ahead)
 
-    def _readable(self, rows: list[tuple[int, str]]) -> tuple[list[Reading], list[tuple[int, str]]]:
+    def _readable(self, rows: list[tuple[int, bytes]]) -> tuple[list[Reading], list[tuple[int, bytes]]]:
         """The readings of these spool rows, and the rows they came from. A row that cannot be read
         back (damaged on disk, or holding what a reading may not) would stop every batch after it: it
         is dropped, one range per run of such rows in seq order, and shipped as dropped."""
         readings: list[Reading] = []
-        kept: list[tuple[int, str]] = []
+        kept: list[tuple[int, bytes]] = []
         damaged: list[tuple[int, int, str]] = []  # (first seq, last seq, why) of runs of unreadable rows
         run_open = False  # the row before this one was unreadable too: one range
         for seq, body in rows:
@@ -365,6 +430,11 @@ class Spool:
         pages = self._db.execute("PRAGMA page_count").fetchone()[0]
         size = self._db.execute("PRAGMA page_size").fetchone()[0]
         return int(pages * size)
+
+    def data_bytes(self) -> int:
+        """The file's pages in use: its size less the free pages not given back to the disk yet."""
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        return self.size_bytes() - int(free * self._db.execute("PRAGMA page_size").fetchone()[0])
 
     def last_seq(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'reading'").fetchone()

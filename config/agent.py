@@ -17,6 +17,8 @@ from .values import (
 
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 10.0
+SELF_CHECK = "agent.self"        # the agent's own readings (its health), every SELF_INTERVAL_S
+SELF_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ WATCHDOG = [
     Field("url", url(["http", "https"]), help="the watchdog's base URL"),
     Field("ca_file", readable_file, None, "CA bundle to verify the watchdog's certificate"),
     Field("batch_size", integer(1, 100000), 1000, "most readings in one batch"),
-    Field("batch_wait", duration(minimum=0.0), 2.0, "longest a reading waits for its batch to fill"),
+    Field("batch_wait", duration(minimum=0.0, maximum=SELF_INTERVAL_S), 2.0,
+          "longest a reading waits for its batch to fill"),
 ]
 DEFAULTS = [
     Field("interval", duration(minimum=1.0), DEFAULT_INTERVAL, "interval of checks that set none"),
@@ -80,6 +83,12 @@ def load_agent(path: Path | str) -> AgentConfig:
         doc.error(("defaults", "timeout"), f"expected at most the default interval ({defaults['interval']:g}s), "
                                            f"found {defaults['timeout']:g}s")
     checks = read_checks(doc, top.get("check", []), defaults)
+    if watchdog is not None and checks is not None:
+        quickest = min([c.interval for c in checks] + [SELF_INTERVAL_S])
+        if watchdog["batch_wait"] > 2 * quickest:
+            doc.error(("watchdog", "batch_wait"), f"expected at most twice the quickest check's interval "
+                      f"({2 * quickest:g}s), found {watchdog['batch_wait']:g}s: the watchdog calls an agent "
+                      "silent that sends no batch for 3 of those intervals")
     canaries = top.get("agent", {}).get("canaries") if isinstance(top.get("agent"), dict) else None
     if isinstance(canaries, list) and all(isinstance(c, str) for c in canaries):
         check_canaries(doc, tuple(canaries), top.get("check", []))
@@ -110,7 +119,9 @@ def read_checks(doc: Document, tables: list[Any], defaults: dict[str, float]) ->
         check = read_check(doc, table, i, defaults)
         if isinstance(table, dict) and isinstance(table.get("id"), str):
             check_id = table["id"]
-            if check_id in seen:
+            if check_id == SELF_CHECK:
+                doc.error(("check", i, "id"), f'"{SELF_CHECK}" is the agent\'s own readings\' id: choose another')
+            elif check_id in seen:
                 doc.error(("check", i, "id"), f'duplicate check id "{check_id}" (also check[{seen[check_id]}])')
             else:
                 seen[check_id] = i

@@ -83,26 +83,28 @@ async def test_a_200_that_is_not_the_acknowledgement_deletes_nothing(tmp_path: P
 
 
 async def test_an_unreadable_spool_row_is_shipped_as_dropped_and_the_rest_as_readings(tmp_path: Path) -> None:
-    """One row damaged on disk (the file still passes SQLite's check) and one holding what a reading
-    may not (a non-finite metric): each becomes a dropped range; every other reading ships."""
+    """Rows damaged on disk (the file still passes SQLite's check: cut short, and text that is not
+    UTF-8, as a flipped high bit makes) and one holding what a reading may not (a non-finite metric):
+    each becomes a dropped range; every other reading ships."""
     peer = receiver()
     server = serve(peer.app())
     url = await server.__anext__()
     spool = Spool(tmp_path / "spool.db", "probe")
-    first, second, third, *rest = recent(6)
+    first, second, third, *rest = recent(8)
     infinite = Reading(**{**second.__dict__, "metrics": {"x": float("inf")}})
     seqs = [r.seq for r in spool.append([first, infinite, third, *rest])]
     spool.close()
     with sqlite3.connect(tmp_path / "spool.db") as db:
         db.execute("UPDATE reading SET body = ? WHERE seq = ?", ('{"agent":"probe","check":"web"', seqs[0]))
         db.execute("UPDATE reading SET body = ? WHERE seq = ?", ("[1, 2]", seqs[4]))
+        db.execute("UPDATE reading SET body = CAST(x'7b22ff22' AS TEXT) WHERE seq = ?", (seqs[6],))
     spool = Spool(tmp_path / "spool.db", "probe")
     try:
         await ship_for(spool, url, 1.0)
     finally:
         await server.aclose()
-    assert peer.seqs() == [seqs[2], seqs[3], seqs[5]]
-    assert sorted(peer.dropped) == [(seqs[0], seqs[1]), (seqs[4], seqs[4])]
+    assert peer.seqs() == [seqs[2], seqs[3], seqs[5], seqs[7]]
+    assert sorted(peer.dropped) == [(seqs[0], seqs[1]), (seqs[4], seqs[4]), (seqs[6], seqs[6])]
     assert spool.depth() == 0
 
 

@@ -70,6 +70,15 @@ CASES = [
     ("duplicate check ids", "agent", AGENT_HEAD + '[[check]]\nid = "t"\ntype = "tcp"\nhost = "h"\n'
      'port = 1\n[[check]]\nid = "t"\ntype = "tcp"\nhost = "h"\nport = 2\n',
      ['F:14: check[1].id: duplicate check id "t" (also check[0])']),
+    ("check named as the agent's own readings", "agent", AGENT_HEAD + '[[check]]\nid = "agent.self"\n'
+     'type = "tcp"\nhost = "h"\nport = 1\n',
+     ['F:9: check[0].id: "agent.self" is the agent\'s own readings\' id: choose another']),
+    ("batch wait over a minute", "agent", AGENT_HEAD + 'batch_wait = "5m"\n',
+     ['F:8: watchdog.batch_wait: expected a duration of at most 1m, found "5m"']),
+    ("batch wait the watchdog would take for silence", "agent", AGENT_HEAD + 'batch_wait = "30s"\n'
+     '[[check]]\nid = "t"\ntype = "tcp"\nhost = "h"\nport = 1\ninterval = "10s"\n',
+     ["F:8: watchdog.batch_wait: expected at most twice the quickest check's interval (20s), found 30s: "
+      "the watchdog calls an agent silent that sends no batch for 3 of those intervals"]),
     ("unknown check type", "agent", AGENT_HEAD + '[[check]]\nid = "p"\ntype = "icmp"\n',
      ['F:10: check[0].type: unknown check type "icmp"; known types: http, snmp, host, tcp']),
     ("check type typo", "agent", AGENT_HEAD + '[[check]]\nid = "p"\ntype = "htp"\n',

@@ -85,6 +85,49 @@ def test_age_bound_drops_the_oldest_and_records_the_range(tmp_path: Path) -> Non
     assert spool.next_batch(100) is None  # the dropped range went out once, with its batch
 
 
+def test_age_bound_goes_by_the_stamps_not_the_seqs(tmp_path: Path) -> None:
+    """A clock set back stamps later readings earlier: those are the old ones, not the first seqs."""
+    spool = Spool(tmp_path / "s.db", "probe", max_age_s=3600)
+    now = T0 + dt.timedelta(hours=5)
+    recent = spool.append(readings(100, start=now - dt.timedelta(minutes=50)))
+    set_back = spool.append(readings(10, start=now - dt.timedelta(hours=3)))
+    later = spool.append(readings(5, start=now - dt.timedelta(minutes=1)))
+    assert spool.enforce_bounds(now=now) == 10
+    batch = spool.next_batch(1000)
+    assert batch is not None
+    body = json.loads(batch.body)
+    assert body["dropped"] == [[set_back[0].seq, set_back[-1].seq]]
+    assert [r["seq"] for r in body["readings"]] == [r.seq for r in recent + later]
+
+
+def test_size_bound_counts_the_readings_held_not_the_pages_left_free(tmp_path: Path) -> None:
+    """A big backlog shipped leaves its pages free in the file: a few new readings are not dropped
+    for them, and the pages go back to the disk once something is dropped."""
+    spool = Spool(tmp_path / "s.db", "probe", max_bytes=10 * 2**20)
+    spool.append([Reading(agent="probe", check="web", ts=T0, status="up", interval_s=30.0, error="x" * 2000)
+                  for _ in range(8000)])
+    while (batch := spool.next_batch(1000)) is not None:
+        spool.acknowledge(batch)
+    assert spool.size_bytes() > 10 * 2**20
+    spool.append(readings(50))
+    assert spool.enforce_bounds(now=T0) == 0 and spool.depth() == 50
+    spool.append([Reading(agent="probe", check="web", ts=T0, status="up", interval_s=30.0, error="x" * 2000)
+                  for _ in range(8000)])
+    assert spool.enforce_bounds(now=T0) > 0
+    assert spool.size_bytes() <= 10 * 2**20  # what was dropped went back to the disk
+
+
+def test_a_spool_made_before_pages_went_back_is_converted(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        db.execute("CREATE TABLE reading (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL, body TEXT NOT NULL)")
+        db.execute("INSERT INTO reading (ts, body) VALUES ('2026-10-01T00:00:00Z', '{}')")
+    spool = Spool(tmp_path / "s.db", "probe")
+    assert spool._db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    assert spool.depth() == 1
+
+
 def test_size_bound_drops_oldest_but_never_the_batch_in_flight(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", "probe", max_bytes=10 * 2**20)
     base = spool.append(readings(100))[0].seq
@@ -127,7 +170,9 @@ def test_a_full_disk_drops_the_oldest_records_the_range_and_keeps_the_new_readin
 
 
 def test_a_really_full_disk_still_takes_every_new_reading(tmp_path: Path) -> None:
-    """A 6 MB tmpfs in a private mount namespace (root, as `make test` runs) filled by the spool."""
+    """A 6 MB tmpfs in a private mount namespace (root, as `make test` runs) filled by the spool, over
+    and over: each time the dropped pages go back to the disk and the reserve is made again, so the
+    next full disk can be written through too."""
     import subprocess
     import sys
 
@@ -135,15 +180,16 @@ def test_a_really_full_disk_still_takes_every_new_reading(tmp_path: Path) -> Non
     mount.mkdir()
     script = Path(__file__).with_name("spool_full_disk.py")
     result = subprocess.run(
-        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=6m tmpfs {mount} && {sys.executable} {script} {mount}"],
+        ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=6m tmpfs {mount} && {sys.executable} {script} {mount} 12000"],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome["appended"] == 4000          # every reading taken
+    assert outcome["appended"] == 12000         # every reading taken
     assert outcome["lost"] > 0                  # the disk really filled up
     assert outcome["oldest_lost"] == outcome["first"]  # the oldest went first
     assert outcome["complete"] and outcome["disjoint"]  # each seq is stored or reported dropped
-    assert "event=spool-reserve-released" in result.stderr
+    assert outcome["batch"]                     # and it still ships
+    assert result.stderr.count("event=spool-reserve-released") >= 3
 
 
 # --- readings stamped in the future by a clock since set back -----------------------------------------

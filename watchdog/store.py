@@ -29,6 +29,7 @@ import sqlite_utils
 
 from slawatch.agent.protocol import canonical_json
 from slawatch.collectors.reading import MAX_INTERVAL_S
+from slawatch.config.agent import SELF_CHECK as SELF_CHECK  # the agent's own readings
 
 from . import sketch
 from .intervals import UNKNOWN, Run, fold, hold_ms
@@ -39,7 +40,6 @@ BUCKET_MS = 15 * 60 * 1000       # rollup width: every real timezone offset is a
 DAY_MS = 24 * 3600 * 1000        # compacted rollups: a UTC day of a series' buckets in one row
 HOUR_MS = 3600 * 1000            # ... and each hour of it
 GENESIS = bytes(32)              # the hash before the first batch
-SELF_CHECK = "agent.self"
 BUSY_TIMEOUT_MS = 30_000
 
 MIGRATIONS: list[tuple[str, str]] = [
