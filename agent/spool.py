@@ -166,10 +166,11 @@ class Spool:
                 if self._drop_oldest(max(len(readings), self.depth() // 10, 100), "spool disk full") == 0:
                     raise
                 self._checkpoint()
-                # The dropped pages go back to the disk, and the reserve is made again from them:
-                # the next full disk finds it, or dropping could not be written then.
+                # The dropped pages go back to the disk, and the reserve is made again from them when
+                # that leaves a quarter of it to work in: the next full disk needs it, or dropping could
+                # not be written then. With less, the room is left to work in (shipping frees more).
                 self._give_back()
-                self._keep_reserve(room=1)
+                self._keep_reserve(room=1.25)
 
     def _insert(self, readings: list[Reading]) -> list[Reading]:
         stored = []
@@ -247,7 +248,7 @@ class Spool:
             self.abandon(batch)
         return ahead
 
-    def _keep_reserve(self, room: int = 2) -> None:
+    def _keep_reserve(self, room: float = 2.0) -> None:
         """Have the reserve file, when the disk has room for it `room` times over."""
         if self._reserve_bytes <= 0 or self._reserve.exists():
             return
