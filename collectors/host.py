@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import time
 from typing import Any
@@ -16,12 +17,21 @@ from .vantage import Vantage
 
 # Rates need two samples; on a check's first poll they are this far apart.
 BASELINE_S = 0.25
+# Host samples run in threads of their own: a read that hangs (a dead NFS mount's statvfs) holds one
+# of these, never the event loop's default threads, which resolve the names of every other check.
+_SAMPLERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="host-sample")
 
 
 async def collect(check: HostCheck, vantage: Vantage) -> Reading:
     """Sample the host in a worker thread and judge the metrics against the thresholds."""
     started = utc_now()
-    metrics, problems = await asyncio.to_thread(sample, check, vantage.memory(check.id))
+    memory = vantage.memory(check.id)
+    hung = memory.get("sampling")
+    if hung is not None and not hung.done():  # a thread cannot be stopped: one hung sample per check at most
+        return vantage.reading(check, started, DOWN, error="the previous sample has not finished: reading the "
+                                                           "host hangs (a disk that does not answer?)")
+    memory["sampling"] = _SAMPLERS.submit(sample, check, memory)
+    metrics, problems = await asyncio.wrap_future(memory["sampling"])
     # A metric that could not be measured is already explained by its item's problem.
     problems += judge(check, metrics, explained=bool(problems))
     if problems:
@@ -51,10 +61,12 @@ def _counters() -> dict[str, Any]:
 
 
 def _cpu_percent(before: Any, now: Any) -> float:
-    """Busy share of CPU time between two samples, as psutil computes it (idle and iowait are idle)."""
+    """Busy share of CPU time between two samples, as psutil computes it (idle and iowait are idle;
+    Linux counts guest time in user and nice already, so it is not added twice)."""
     def split(times: Any) -> tuple[float, float]:
         idle = times.idle + getattr(times, "iowait", 0.0)
-        return sum(times) - idle, sum(times)
+        total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+        return total - idle, total
 
     busy_before, total_before = split(before)
     busy_now, total_now = split(now)

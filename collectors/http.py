@@ -114,9 +114,13 @@ async def _tls(check: HttpCheck, vantage: Vantage) -> ssl.SSLContext | bool:
     if not check.url.startswith("https://"):
         return True
     key = ("http-tls", check.verify_tls, check.ca_file)
-    if key not in vantage.shared:
-        vantage.shared[key] = asyncio.ensure_future(asyncio.to_thread(_build_context, check.verify_tls, check.ca_file))
-    context: ssl.SSLContext = await vantage.shared[key]
+    building = vantage.shared.get(key)
+    if building is None or building.done() and (building.cancelled() or building.exception() is not None):
+        building = vantage.shared[key] = asyncio.ensure_future(
+            asyncio.to_thread(_build_context, check.verify_tls, check.ca_file))
+    # Shielded: a check cancelled while it waits (a timeout, a reload) must not cancel the build the
+    # other checks wait for, nor leave a cancelled one in place for every later run.
+    context: ssl.SSLContext = await asyncio.shield(building)
     return context
 
 

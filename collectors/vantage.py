@@ -30,10 +30,8 @@ class Vantage:
 
     engines_created = 0  # SNMP engines made in this process; the design allows exactly one
 
-    def __init__(self, agent_id: str, http_connections: int = 100,
-                 resolver: aiohttp.abc.AbstractResolver | None = None) -> None:
+    def __init__(self, agent_id: str, resolver: aiohttp.abc.AbstractResolver | None = None) -> None:
         self.agent_id = agent_id
-        self._http_connections = http_connections
         self._resolver = resolver
         self._http: aiohttp.ClientSession | None = None
         self._snmp: SnmpEngine | None = None
@@ -41,10 +39,11 @@ class Vantage:
         self.shared: dict[Any, Any] = {}  # objects every check of a kind shares (TLS contexts)
 
     def http(self) -> aiohttp.ClientSession:
-        """The one HTTP client session, with a bounded connection pool."""
+        """The one HTTP client session. Its pool sets no limit of its own: the scheduler's concurrency
+        bounds the requests in flight, and a request waiting for a free connection would count that
+        wait in the check's latency and timeout (a false slowness or outage of the provider)."""
         if self._http is None or self._http.closed:
-            connector = aiohttp.TCPConnector(limit=self._http_connections, limit_per_host=20,
-                                             ttl_dns_cache=60, resolver=self._resolver)
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=60, resolver=self._resolver)
             self._http = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                                headers={"User-Agent": "slawatch-agent"})
         return self._http

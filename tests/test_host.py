@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import psutil
+import pytest
 
 from slawatch.collectors.host import collect
 from slawatch.collectors.reading import DOWN, UP
@@ -86,3 +87,39 @@ async def test_network_rates_follow_traffic(vantage: Vantage) -> None:
     least = len(payload) / (last - first)
     assert reading.metrics["net.lo.rx_bytes_per_s"] >= least
     assert reading.metrics["net.lo.tx_bytes_per_s"] >= least
+
+
+def test_cpu_percent_does_not_count_guest_time_twice() -> None:
+    """Linux counts a guest's time in user (and nice) already: 5 s of a VM and 5 s idle is 50 %."""
+    from slawatch.collectors.host import _cpu_percent
+
+    kind = type(psutil.cpu_times())
+    zero = dict.fromkeys(kind._fields, 0.0)
+    before = kind(**zero)
+    after = kind(**zero | {"user": 5.0, "idle": 5.0} | ({"guest": 5.0} if "guest" in kind._fields else {}))
+    assert _cpu_percent(before, after) == 50.0
+
+
+async def test_a_hung_host_sample_holds_one_thread_of_its_own(vantage: Vantage,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read that hangs (a dead NFS mount) makes the host check down, never runs twice at once, and
+    leaves the default threads (name lookups of every other check) free."""
+    import asyncio
+    import threading
+
+    from slawatch.collectors import host
+    from slawatch.collectors.registry import run_check
+
+    release, real = threading.Event(), host.sample
+    monkeypatch.setattr(host, "sample", lambda *args: (release.wait(30), real(*args))[1])
+    hung = HostCheck(id="self", type="host", interval=30.0, timeout=0.2)
+    try:
+        for _ in range(10):
+            assert (await run_check(hung, vantage)).status == DOWN
+        again = await collect(hung, vantage)
+        assert again.error is not None and "the previous sample has not finished" in again.error
+        assert await asyncio.wait_for(asyncio.gather(*(asyncio.to_thread(lambda: 1) for _ in range(40))), 5)
+    finally:
+        release.set()
+    await asyncio.sleep(0.5)
+    assert (await collect(hung, vantage)).status == UP

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -204,3 +205,26 @@ async def test_tls_contexts_are_shared_between_checks_with_the_same_settings(
         web = HttpCheck(id=name, type="http", interval=30.0, timeout=2.0, url=f"{tls['valid']}/ok", ca_file=certs.ca_file)
         assert (await collect(web, vantage)).status == UP
     assert len([k for k in vantage.shared if k[0] == "http-tls"]) == 1
+
+
+async def test_a_check_cancelled_while_the_tls_context_is_built_does_not_stop_later_runs(
+        vantage: Vantage, tls: dict[str, str], certs: Certificates) -> None:
+    """A reload cancels running checks; one cancelled while it waited for the shared TLS context must
+    not cancel the build for the others, nor leave a cancelled one for every later run."""
+    web = check(f"{tls['valid']}/ok", ca_file=certs.ca_file)
+    first = asyncio.ensure_future(collect(web, vantage))
+    await asyncio.sleep(0)  # the build has started in its thread
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    other = asyncio.ensure_future(collect(check(f"{tls['valid']}/ok", id="other", ca_file=certs.ca_file), vantage))
+    assert ((await collect(web, vantage)).status, (await other).status) == (UP, UP)
+
+
+async def test_latency_does_not_count_a_wait_for_the_agents_own_connections(vantage: Vantage, plain: str) -> None:
+    """30 checks of one slow server at once (within the scheduler's concurrency): each is timed from
+    its own request, none waits for a connection another check holds."""
+    readings = await asyncio.gather(*(collect(check(f"{plain}/slow?s=1", id=f"w{i}", timeout=1.8), vantage)
+                                      for i in range(30)))
+    assert [r.status for r in readings] == [UP] * 30
+    assert max(r.latency_ms or 0 for r in readings) < 1700
