@@ -18,7 +18,7 @@ from .values import (
 
 EVENTS = ("outage", "recovery", "budget", "breach", "agent-silent", "agent-back", "tls-expiring")
 DEFAULT_EVENTS = {
-    "client": ("outage", "recovery", "breach", "agent-silent"),
+    "client": ("outage", "recovery", "breach", "agent-silent", "agent-back"),  # told it is blind, and when it sees again
     "provider": ("outage", "recovery", "budget", "breach", "tls-expiring"),
 }
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -219,6 +219,13 @@ def test_silent_agent_and_blind_spots(tmp_path: Path) -> None:
             return f"event=agent-back agent={AGENT}" in watchdog.log_text()
 
         wait_for(back, 15, "agent-back")
+
+        def told_back() -> list[tuple[str, str]]:
+            with Reader(tmp_path / "watchdog.db") as reader:
+                return [(m.party, m.title) for m in reader.outbox() if m.event == "agent-back"]
+
+        wait_for(told_back, 5, "the agent-back message")
+        assert told_back() == [("client", f"[slawatch] Agent {AGENT} is back")]  # the client, told it sees again
         checked = subprocess.run([WATCHDOG_BIN, "check", "-c", str(config)], capture_output=True, text=True)
         assert checked.returncode == 0, checked.stderr
         assert "blind spot: contract shop-2026, service shop: check web is reported by 1 agent, quorum 2" \
