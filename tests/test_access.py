@@ -325,6 +325,9 @@ def test_every_form_post_needs_the_token(served: Served, sessions: dict[str, Bro
     assert Browser(served.client.base).post("/alerts/1/retry", {}, headers=basic("root")).status == 403
     token = form_fields(root.get("/login").text)["csrf"]
     assert root.post("/alerts/1/retry", {"csrf": token}).status == 303
+    for bad in ("abc", "99999999999999999999999"):  # no such alert: a 404, not a 500
+        assert root.post(f"/alerts/{bad}/retry", {"csrf": token}).status == 404
+    assert Browser(served.client.base).get("/contracts/public-p?period=9999-W52").status == 400
     # a session's token is the session user's: alice's token is no good with root's cookie
     alice = Browser(served.client.base, dict(sessions["alice"].cookies))
     alice_token = form_fields(alice.get("/login").text)["csrf"]

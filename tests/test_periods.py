@@ -251,3 +251,17 @@ def test_local_ms_ordinary_times_and_other_zones() -> None:
     assert local_ms(dt.datetime(2026, 12, 1, 12, 0), "UTC") == utc(2026, 12, 1, 12)
     assert local_ms(dt.datetime(2026, 12, 1, 12, 0, 0, 250_000), "UTC") == utc(2026, 12, 1, 12) + 250
     assert isinstance(local_ms(dt.datetime(2026, 12, 1, 12, 0), AMS), int)
+
+
+@pytest.mark.parametrize("label", ["0001-01", "0001-W01", "9999-W52"])
+def test_a_period_beyond_the_dates_python_has_is_a_value_error(label: str) -> None:
+    with pytest.raises(ValueError, match="expected a month like 2026-10"):
+        parse_period(label, AMS)
+
+
+def test_a_period_of_another_kind_than_the_contracts_is_refused() -> None:
+    """A contract's fee, credits and error budget are per its own period: a week of a monthly
+    contract would claim a month's credit."""
+    with pytest.raises(ValueError, match="'2026-W47' is a week: this contract's periods are months, like 2026-10"):
+        parse_period("2026-W47", AMS, "month")
+    assert parse_period("2026-11", AMS, "month").label == "2026-11"

@@ -150,7 +150,7 @@ def _period(request: web.Request, contract: Contract) -> Period:
     if text is None:
         return period_at(contract.period, contract.timezone, now_ms())
     try:
-        return parse_period(text, contract.timezone)
+        return parse_period(text, contract.timezone, contract.period)
     except ValueError as exc:
         raise _bad(request, str(exc), "bad-period") from None
 
@@ -275,7 +275,7 @@ async def alerts(request: web.Request) -> web.Response:
     if status is not None and status not in OUTBOX_STATUSES:
         raise _bad(request, f"status {status!r}: expected one of {', '.join(OUTBOX_STATUSES)}", "bad-status")
     text = request.query.get("limit", "100")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ALERTS:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_ALERTS:  # isdigit alone takes ¹
         raise _bad(request, f"limit {text!r}: expected a whole number from 1 to {MAX_ALERTS}", "bad-limit")
     rows = await _read(request, lambda reader: reader.outbox(status, int(text)))
     return _json({"alerts": [_alert(row) for row in rows]})

@@ -205,7 +205,7 @@ def report_command(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     try:
         now = parse_now(args.now)
-        period = (parse_period(args.period, contract.timezone) if args.period
+        period = (parse_period(args.period, contract.timezone, contract.period) if args.period
                   else period_at(contract.period, contract.timezone, now if now is not None else now_ms()))
     except ValueError as exc:
         print(f"report: {exc}", file=sys.stderr)

@@ -202,7 +202,7 @@ async def overview(request: web.Request) -> web.Response:
 def _period(request: web.Request, contract: Contract, now: int) -> Period:
     text = request.query.get("period")
     try:
-        return parse_period(text, contract.timezone) if text else period_at(contract.period, contract.timezone, now)
+        return parse_period(text, contract.timezone, contract.period) if text else period_at(contract.period, contract.timezone, now)
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
 
@@ -313,7 +313,10 @@ async def retry_alert(request: web.Request) -> web.Response:
     from .server import WATCHDOG
 
     watchdog = request.app[WATCHDOG]
-    message_id = int(request.match_info["id"])
+    text = request.match_info["id"]
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):  # an id SQLite can hold
+        raise web.HTTPNotFound(text="no such alert")
+    message_id = int(text)
     if await watchdog._writer().call(lambda s: s.retry(message_id, now_ms())):
         watchdog._sender().wake()
     raise web.HTTPSeeOther("/alerts")

@@ -64,20 +64,27 @@ def _ms(aware: dt.datetime) -> int:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def parse_period(text: str, timezone: str) -> Period:
-    """A period from its label; the kind follows from the form. Raise ValueError naming the forms."""
+def parse_period(text: str, timezone: str, kind_wanted: str | None = None) -> Period:
+    """A period from its label; the kind follows from the form, and must be `kind_wanted` when given
+    (a contract's fee, credits and error budget are per its own period). Raise ValueError naming the
+    forms."""
     for kind, form in _FORMS.items():
         match = form.fullmatch(text.strip())
         if match is None:
             continue
+        if kind_wanted is not None and kind != kind_wanted:
+            raise ValueError(f"period {text!r} is a {kind}: this contract's periods are {kind_wanted}s, "
+                             f"like {_EXAMPLES[kind_wanted]}")
         year, number = int(match[1]), int(match[2])
         try:
-            first = _first_day(kind, year, number)
-        except ValueError:
+            return _period(kind, _first_day(kind, year, number), timezone)
+        except (ValueError, OverflowError):  # no such month or week; or beyond the dates Python has
             break
-        return _period(kind, first, timezone)
     raise ValueError(f"period {text!r}: expected a month like 2026-10, a quarter like 2026-Q4 "
                      "or an ISO week like 2026-W44")
+
+
+_EXAMPLES = {"month": "2026-10", "quarter": "2026-Q4", "week": "2026-W44"}
 
 
 def period_at(kind: str, timezone: str, instant_ms: int) -> Period:
