@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slawatch.config.contract import Maintenance, Objective
 from slawatch.watchdog import alerting, charts, live, pages, report, sla
@@ -195,3 +197,33 @@ def test_outage_alert_duration_is_the_outage_that_counts_not_time_in_maintenance
     recovery = next(e for e in sent if e.kind == "recovery")
     assert outage.facts["since"] == t0 + 2 * HOUR  # not 01:00, inside maintenance
     assert recovery.facts["duration_ms"] == HOUR  # not 2 h
+
+
+_DAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(freq=st.sampled_from(["HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"]), interval=st.integers(1, 9),
+       days=st.lists(st.sampled_from(_DAYS), max_size=3, unique=True), hour=st.none() | st.integers(0, 23),
+       monthday=st.none() | st.sampled_from([1, 15, 28, 31, -1]), setpos=st.booleans(),
+       start_min=st.integers(0, 40 * 365 * 24 * 60), span_days=st.sampled_from([1, 7, 31, 92]))
+def test_maintenance_rules_counted_from_a_later_start_give_the_same_windows(
+        freq: str, interval: int, days: list[str], hour: int | None, monthday: int | None, setpos: bool,
+        start_min: int, span_days: int) -> None:
+    """Rules are counted from a start near the window (not from 2000, which walked every occurrence
+    since on each look-up): the windows must be exactly those counted from 2000."""
+    from slawatch.watchdog.eligibility import RRULE_START, _counted_from, _rule
+
+    parts = [f"FREQ={freq}", f"INTERVAL={interval}"]
+    if days:
+        parts.append("BYDAY=" + ",".join(days))
+    if hour is not None and freq != "HOURLY":
+        parts.append(f"BYHOUR={hour}")
+    if monthday is not None and freq in ("MONTHLY", "YEARLY"):
+        parts.append(f"BYMONTHDAY={monthday}")
+    if setpos and days and freq in ("MONTHLY", "YEARLY"):
+        parts.append("BYSETPOS=1")
+    rule = _rule(";".join(parts))
+    start = RRULE_START + dt.timedelta(minutes=start_min)
+    end = start + dt.timedelta(days=span_days)
+    assert list(_counted_from(rule, start).between(start, end, inc=True)) == list(rule.between(start, end, inc=True))

@@ -7,10 +7,11 @@ time, so a 2-hour window that starts just before a clock change still lasts 2 ho
 from __future__ import annotations
 
 import datetime as dt
+import math
 from functools import lru_cache
 
+from dateutil.rrule import DAILY, HOURLY, MONTHLY, WEEKLY, YEARLY, rruleset, rrulestr
 from dateutil.rrule import rrule as RRule
-from dateutil.rrule import rruleset, rrulestr
 
 from slawatch.config.contract import BusinessHours, Contract, Maintenance, Service
 
@@ -62,7 +63,7 @@ def _occurrences(rule: str, duration_ms: int, timezone: str, start: int, end: in
     earliest = to_local(start - duration_ms, timezone).replace(tzinfo=None) - DAY
     latest = to_local(end, timezone).replace(tzinfo=None) + DAY
     found = []
-    for occurrence in _rule(rule).between(earliest, latest, inc=True):
+    for occurrence in _counted_from(_rule(rule), earliest).between(earliest, latest, inc=True):
         opens = local_ms(occurrence, timezone)
         found.append((opens, opens + duration_ms))
     return tuple(found)
@@ -71,6 +72,31 @@ def _occurrences(rule: str, duration_ms: int, timezone: str, start: int, end: in
 @lru_cache(maxsize=256)
 def _rule(text: str) -> RRule | rruleset:
     return rrulestr(text, dtstart=RRULE_START)
+
+
+def _counted_from(rule: RRule | rruleset, before: dt.datetime) -> RRule | rruleset:
+    """`rule` counted from a later start, before `before`, that gives it the same occurrences from
+    there on: a whole number of its intervals after RRULE_START, with the same defaults a rule takes
+    from its start (midnight; the 1st of the month for MONTHLY, 1 January for YEARLY; a Saturday
+    otherwise). Counted from 2000, every look-up walked every occurrence since (an hourly rule: a
+    quarter of a million). A rule with COUNT stays as it is: its occurrences depend on the start."""
+    if not isinstance(rule, RRule):
+        return rule
+    freq, interval, count = (getattr(rule, name) for name in ("_freq", "_interval", "_count"))  # as parsed
+    if count is not None:
+        return rule
+    if freq in (YEARLY, MONTHLY):
+        months = (before.year - RRULE_START.year) * 12 + before.month - 2  # a month before, at least
+        months -= months % (interval * (12 if freq == YEARLY else 1))
+        if months <= 0:
+            return rule
+        return rule.replace(dtstart=dt.datetime(RRULE_START.year + months // 12, months % 12 + 1, 1))
+    steps = {DAILY: interval, HOURLY: interval // math.gcd(interval, 24), WEEKLY: 7 * interval}
+    if freq not in steps:
+        return rule
+    days = (before - RRULE_START).days - 7
+    days -= days % math.lcm(7, steps[freq])
+    return rule if days <= 0 else rule.replace(dtstart=RRULE_START + dt.timedelta(days=days))
 
 
 def eligible_windows(contract: Contract, service: Service, start: int, end: int) -> tuple[list[Span], list[Span]]:
