@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import threading
@@ -348,6 +349,61 @@ def test_periodic_round_decides_breach_and_certificate_with_their_wording(tmp_pa
     store.close()
     again = alerts.decide(None, periodic=True, now=now + MINUTE)
     assert not [m for m in again.messages if m.event in ("breach", "tls-expiring")]
+
+
+def test_a_broken_custom_template_falls_back_to_the_built_in_wording(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A typo in one custom template must not stop alerting: that message goes out in the built-in
+    wording, the error is logged, and every other decision of the round stands."""
+    from slawatch.config import load_watchdog
+    from slawatch.watchdog.live import Alerting
+    from slawatch.watchdog.store import Row, Store, now_ms
+
+    from .test_store import incoming
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "anchor.txt").write_text("Head {{ head_short }}\n")             # no such name
+    (templates / "breach.provider.txt").write_text("Breach {{ service.id }\n")   # a syntax error
+    config_path = write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9).replace(
+        '[provider]', '[provider]\nevents = ["breach"]')}, settings=f'templates = "{templates}"')
+    now = now_ms()
+    store = Store(tmp_path / "watchdog.db")
+    rows = [Row(i + 1, "web", now - 2 * HOUR + i * 30 * S, DOWN if i < 120 else UP, 30.0, None, {},
+                "HTTP 503" if i < 120 else None) for i in range(240)]
+    for agent in ("ams-probe", "fra-probe"):
+        store.store([incoming(rows, agent=agent, received_at=now)])
+    store.close()
+    config = load_watchdog(config_path)
+    alerts = Alerting(lambda: config, call=None, wake=lambda: None, clock=lambda: now)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="slawatch.watchdog.live"):
+        decided = alerts.decide(None, periodic=True, now=now)
+    by_kind = {(m.event, m.party): m for m in decided.messages}
+    assert by_kind[("breach", "provider")].title == "[shop-2026] Objective can no longer be met: Web shop"
+    assert by_kind[("anchor", "client")].title.startswith("[slawatch] Evidence chain head")
+    assert "event=alert-template-failed kind=anchor party=client" in caplog.text
+    assert "event=alert-template-failed kind=breach party=provider" in caplog.text
+    assert any(key.startswith("anchor|") for key in decided.states)
+
+
+def test_a_service_whose_decision_fails_does_not_hold_up_the_rest(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from slawatch.config import load_watchdog
+    from slawatch.watchdog.live import Alerting
+    from slawatch.watchdog.store import migrate, now_ms
+
+    config = load_watchdog(write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9)}))
+    migrate(config.database)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in one service's decision")
+
+    monkeypatch.setattr(Alerting, "_decide_service", broken)
+    alerts = Alerting(lambda: config, call=None, wake=lambda: None)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="slawatch.watchdog.live"):
+        decided = alerts.decide(None, periodic=True, now=now_ms())
+    assert "event=alert-decision-failed contract=shop-2026 service=shop" in caplog.text
+    assert {m.event for m in decided.messages} == {"anchor"}  # the contract's own decisions stand
 
 
 def test_a_templates_dir_replaces_a_built_in_wording(tmp_path: Path) -> None:

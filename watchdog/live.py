@@ -60,17 +60,34 @@ class Wording:
     """The two wordings (client, provider) of each event, from templates."""
 
     def __init__(self, directory: str | None) -> None:
-        loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("slawatch.watchdog", "templates/alerts")]
-        if directory:
-            loaders.insert(0, jinja2.FileSystemLoader(directory))
-        self.env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=False,
-                                      undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        builtin = jinja2.PackageLoader("slawatch.watchdog", "templates/alerts")
+        self.builtin = _environment(builtin)
+        self.env = _environment(jinja2.ChoiceLoader([jinja2.FileSystemLoader(directory), builtin])) if directory \
+            else self.builtin
 
     def render(self, kind: str, party: str, facts: dict[str, Any]) -> tuple[str, str]:
-        """(title, body): the template's first line and the rest."""
-        template = self.env.select_template([f"{kind}.{party}.txt", f"{kind}.txt"])
-        title, _, body = template.render(facts | {"party": party}).partition("\n")
-        return title.strip(), body.strip() + "\n"
+        """(title, body): the template's first line and the rest. A custom template that fails (a
+        typo, an unknown name) is logged and the built-in wording sent instead: an alert decided is
+        delivered, and one template must not stop the others."""
+        try:
+            return _render(self.env, kind, party, facts)
+        except jinja2.TemplateError as exc:
+            if self.env is self.builtin:
+                raise
+            log.error("event=alert-template-failed kind=%s party=%s error=%r action=built-in-wording", kind, party,
+                      f"{type(exc).__name__}: {exc}")
+            return _render(self.builtin, kind, party, facts)
+
+
+def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    return jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True)
+
+
+def _render(env: jinja2.Environment, kind: str, party: str, facts: dict[str, Any]) -> tuple[str, str]:
+    template = env.select_template([f"{kind}.{party}.txt", f"{kind}.txt"])
+    title, _, body = template.render(facts | {"party": party}).partition("\n")
+    return title.strip(), body.strip() + "\n"
 
 
 class Alerting:
@@ -133,16 +150,35 @@ class Alerting:
                 for service in contract.services:
                     if checks is not None and not checks.intersection(service.checks):
                         continue
-                    self._decide_service(config, reader, contract, service, states, decisions, periodic, now)
+                    # Each service on its own: one that fails (logged) is decided again next round,
+                    # its state unrecorded, and the others are not held up by it.
+                    self._isolated(decisions, f"contract={contract.id} service={service.id}", lambda part: (
+                        self._decide_service(config, reader, contract, service, states, part, periodic, now)))
                 if periodic:
-                    changes, events = alerting.decide_tls(
-                        contract, reader.latest_stats(sorted({c for s in contract.services for c in s.checks})),
-                        states, now)
-                    decisions.states.update(changes)
-                    for event in events:
-                        self._queue(config, contract, None, event, {}, decisions)
-                    self._anchor(config, reader, contract, states, decisions, now)
+                    self._isolated(decisions, f"contract={contract.id} service=-", lambda part: (
+                        self._decide_contract(config, reader, contract, states, part, now)))
         return decisions
+
+    @staticmethod
+    def _isolated(decisions: Decisions, subject: str, decide: Callable[[Decisions], None]) -> None:
+        part = Decisions()
+        try:
+            decide(part)
+        except Exception:  # logged; this subject's state stays as stored, so the next round decides it again
+            log.exception("event=alert-decision-failed %s", subject)
+            return
+        decisions.states.update(part.states)
+        decisions.messages += part.messages
+
+    def _decide_contract(self, config: WatchdogConfig, reader: Reader, contract: Contract, states: dict[str, Any],
+                         decisions: Decisions, now: int) -> None:
+        """What time alone changes for a whole contract: certificates, the daily anchor."""
+        changes, events = alerting.decide_tls(
+            contract, reader.latest_stats(sorted({c for s in contract.services for c in s.checks})), states, now)
+        decisions.states.update(changes)
+        for event in events:
+            self._queue(config, contract, None, event, {}, decisions)
+        self._anchor(config, reader, contract, states, decisions, now)
 
     def _decide_service(self, config: WatchdogConfig, reader: Reader, contract: Contract, service: Service,
                         states: dict[str, Any], decisions: Decisions, periodic: bool, now: int) -> None:
