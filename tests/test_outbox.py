@@ -429,14 +429,14 @@ async def test_run_waits_for_a_wake_or_the_next_due_time_without_spinning(writer
     sender = sender_for(writer, Clock(), webhook.url())
     sender.clock = time.time
     rounds = 0
-    deliver_due = sender.deliver_due
+    start_due = sender.start_due
 
-    async def counted() -> int:
+    async def counted() -> list[asyncio.Task[int]]:
         nonlocal rounds
         rounds += 1
-        return await deliver_due()
+        return await start_due()
 
-    sender.deliver_due = counted  # type: ignore[method-assign]
+    sender.start_due = counted  # type: ignore[method-assign]
     task = asyncio.create_task(sender.run())
     try:
         await asyncio.sleep(0.5)
@@ -450,8 +450,54 @@ async def test_run_waits_for_a_wake_or_the_next_due_time_without_spinning(writer
             await asyncio.sleep(0.05)
         assert [post["title"] for _, post, _ in webhook.posts] == ["down"]
         await asyncio.sleep(0.3)
-        assert rounds == 2
+        assert rounds <= 3  # woken by the message, and by its lane's end; then asleep again
+        settled = rounds
+        await asyncio.sleep(0.5)
+        assert rounds == settled
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_receiver_that_hangs_holds_only_its_own_messages(writer: Writer, webhook: Webhook) -> None:
+    """40 messages to a receiver that takes connections and never answers, queued first, then one to
+    a healthy URL: the healthy one is delivered while the first attempt to the hung one still waits,
+    and after that attempt fails the hung URL's other messages wait for its retry (one attempt per
+    backoff, not one each)."""
+    stalled: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
+        stalled.append(stream)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    hung = f"json://127.0.0.1:{server.sockets[0].getsockname()[1]}/hung"
+    clock = Clock()
+    clock.t = time.time()
+    hung_ids = await record(writer, [m for i in range(40) for m in messages_for(
+        "provider", party(hung), "shop-2026", "outage", f"o|{i}", f"hung {i}", "b")], clock)
+    await record(writer, messages_for("client", party(webhook.url()), "shop-2026", "outage", "o|ok", "healthy", "b"),
+                 clock)
+    sender = sender_for(writer, time.time, hung, webhook.url(), max_backoff_s=300)
+    task = asyncio.create_task(sender.run())
+    try:
+        for _ in range(400):
+            if webhook.posts:
+                break
+            await asyncio.sleep(0.05)
+        assert [post["title"] for _, post, _ in webhook.posts] == ["healthy"]
+        assert sum(len(attempts(writer, i)) for i in hung_ids) == 0  # its first attempt still hangs
+        for _ in range(600):
+            if sum(len(attempts(writer, i)) for i in hung_ids):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        assert sum(len(attempts(writer, i)) for i in hung_ids) == 1  # the rest wait for its retry
+        assert all(outbox(writer)[i].status == "pending" for i in hung_ids)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        server.close()
+        for stream in stalled:
+            stream.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -231,8 +232,15 @@ class Sender:
         self.poll_s = poll_s      # look again at least this often: `alerts retry` runs in another process
         self.sent = self.failed = self.dead = 0   # counters for /metrics (Reader.outbox_counts has the gauges)
         self._woken = asyncio.Event()
-        self._round = asyncio.Lock()  # two rounds at once would both read and send the same due rows
+        self._round = asyncio.Lock()  # two rounds reading at once would both take the same due rows
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Each URL is a lane: its messages one at a time, oldest first, so a receiver that hangs
+        # holds its own lane (and one worker), never the messages to other URLs.
+        self._lanes: dict[str, asyncio.Task[int]] = {}   # URL hash -> its lane, while it runs
+        self._reads = 0                                  # due rows read so far (a round's read is numbered)
+        self._lane_ended: dict[str, int] = {}            # URL hash -> reads started when its lane last ended
+        self._held: dict[str, int] = {}                  # URL hash -> ms: after a failure its messages wait
+        self._workers = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="alert-delivery")
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -245,39 +253,70 @@ class Sender:
         return await asyncio.to_thread(read)
 
     async def deliver_due(self) -> int:
-        """One round: attempt every message due now; return how many were attempted."""
-        async with self._round:
-            return await self._deliver_due()
-
-    async def _deliver_due(self) -> int:
-        now = self._now_ms()
-        rows = await self._read(lambda reader: reader.due(now))
-        if not rows:
-            return 0
-        urls = self.urls()
-        gate = asyncio.Semaphore(self.concurrency)
-        outcomes = await asyncio.gather(*(self._attempt(row, urls.get(row.url_hash), gate) for row in rows),
-                                        return_exceptions=True)  # every attempt finishes before one's error is raised
-        for outcome in outcomes:
+        """One round: attempt the messages due now, each URL's in its own lane; return how many were
+        attempted, once the lanes it started have ended."""
+        lanes = await self.start_due()
+        attempted = await asyncio.gather(*lanes, return_exceptions=True)  # every lane ends before one's error is raised
+        for outcome in attempted:
             if isinstance(outcome, BaseException):
                 raise outcome
-        return len(rows)
+        return sum(n for n in attempted if isinstance(n, int))
 
-    async def _attempt(self, row: OutboxRow, url: str | None, gate: asyncio.Semaphore) -> None:
-        async with gate:
-            error = await self._send(row, url)
+    async def start_due(self) -> list[asyncio.Task[int]]:
+        """Start a lane for each URL with messages due now, but those whose lane still runs or that
+        are held after a failure; return the lanes started."""
+        async with self._round:
+            now, read = self._now_ms(), self._reads
+            self._reads += 1
+            skip = sorted(set(self._lanes) | {h for h, until in self._held.items() if until > now})
+            rows = await self._read(lambda reader: reader.due(now, skip=skip))
+            by_url: dict[str, list[OutboxRow]] = {}
+            for row in rows:
+                # A lane that ended after this read began may have sent what the read still saw pending.
+                if row.url_hash not in self._lanes and self._lane_ended.get(row.url_hash, -1) <= read:
+                    by_url.setdefault(row.url_hash, []).append(row)
+            urls = self.urls()
+            for url_hash, queued in by_url.items():
+                self._lanes[url_hash] = asyncio.create_task(self._lane(url_hash, urls.get(url_hash), queued),
+                                                            name=f"alert-lane-{url_hash[:8]}")
+            return [self._lanes[url_hash] for url_hash in by_url]
+
+    async def _lane(self, url_hash: str, url: str | None, rows: list[OutboxRow]) -> int:
+        """Attempt a URL's messages in order; after a failure the rest wait (held) until the failed
+        one's next attempt, so a receiver that is down costs one attempt per backoff, not one each."""
+        attempted = 0
+        try:
+            for row in rows:
+                attempted += 1
+                next_at = await self._attempt(row, url)
+                if next_at is not None:
+                    self._held[url_hash] = next_at
+                    break
+                self._held.pop(url_hash, None)
+        finally:
+            del self._lanes[url_hash]
+            self._lane_ended[url_hash] = self._reads
+            self.wake()  # more of its messages may have come due meanwhile
+        return attempted
+
+    async def _attempt(self, row: OutboxRow, url: str | None) -> int | None:
+        """Attempt one message and record it; return when it is due again (None: sent, or dead)."""
+        error = await self._send(row, url)
         now = self._now_ms()
         next_at = None if error is None else self._next_attempt(row, now)
         await self.call(lambda store: store.record_attempt(row.id, now, error, next_at))
         self._count_and_log(row, error, next_at, now)
+        return next_at
 
     async def _send(self, row: OutboxRow, url: str | None) -> str | None:
         if url is None:
             return (f"the URL is no longer in the configuration (contract {row.contract}, party {row.party}); "
                     "put it back, or the message dies when its retries run out")
         try:
-            return await asyncio.to_thread(deliver, url, row.title, row.body, row.body_format, row.attachments,
-                                           NOTIFY_TYPES.get(row.event, "info"))
+            call = functools.partial(deliver, url, row.title, row.body, row.body_format, row.attachments,
+                                     NOTIFY_TYPES.get(row.event, "info"))
+            context = contextvars.copy_context()
+            return await asyncio.get_running_loop().run_in_executor(self._workers, context.run, call)
         except Exception as exc:  # a bug or a broken plugin: a failed attempt, retried, never a lost message
             log.error("event=alert-delivery-crashed id=%d url=%s error=%s", row.id, row.url_shown,
                       type(exc).__name__)
@@ -318,22 +357,38 @@ class Sender:
             loop.call_soon_threadsafe(self._woken.set)
 
     async def run(self) -> None:
-        """Deliver forever: a round, then sleep until woken or until the next message is due."""
+        """Deliver forever: start the due lanes, then sleep until woken (a new message, a lane that
+        ended) or until the next message is due; lanes run on meanwhile."""
         self._loop = asyncio.get_running_loop()
-        while True:
-            self._woken.clear()
-            try:
-                attempted = await self.deliver_due()
-                next_due = await self._read(lambda reader: reader.next_due())
-            except Exception:  # the store failed: try again later, never spin
-                log.exception("event=outbox-round-failed retry_in_s=%g", self.poll_s)
-                attempted, next_due = 0, None
-            wait = self.poll_s if next_due is None else min(self.poll_s, (next_due - self._now_ms()) / 1000)
-            if wait <= 0:
-                if attempted:
-                    continue  # more was due than one round takes
-                wait = 1.0  # due yet not found (clock stepped back?): look again soon, never spin
-            await wait_event(self._woken, wait)  # woken, or the next message falls due
+        try:
+            while True:
+                self._woken.clear()
+                try:
+                    for lane in await self.start_due():
+                        lane.add_done_callback(_log_lane_failure)
+                    now = self._now_ms()
+                    held = {h: until for h, until in self._held.items() if until > now}
+                    skip = sorted(set(self._lanes) | set(held))
+                    next_due = await self._read(lambda reader: reader.next_due(skip=skip))
+                except Exception:  # the store failed: try again later, never spin
+                    log.exception("event=outbox-round-failed retry_in_s=%g", self.poll_s)
+                    next_due, held = None, {}
+                due = [at for at in (next_due, min(held.values(), default=None)) if at is not None]
+                wait = self.poll_s if not due else min(self.poll_s, (min(due) - self._now_ms()) / 1000)
+                # Due and not started (a lane ended meanwhile wakes us; a clock stepped back): look
+                # again soon, never spin.
+                await wait_event(self._woken, max(wait, 0.05))
+        finally:
+            lanes = list(self._lanes.values())
+            for lane in lanes:
+                lane.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            self._workers.shutdown(wait=False)
+
+
+def _log_lane_failure(lane: asyncio.Task[int]) -> None:
+    if not lane.cancelled() and lane.exception() is not None:  # its message stays pending: tried again later
+        log.error("event=outbox-lane-failed lane=%s error=%r", lane.get_name(), str(lane.exception()))
 
 
 def message_status(reader: Reader, message_id: int) -> str | None:

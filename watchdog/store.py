@@ -1393,14 +1393,16 @@ class Reader:
         row = self.conn.execute(f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (message_id,)).fetchone()
         return None if row is None else OutboxRow(*row)
 
-    def due(self, now: int, limit: int = 100) -> list[OutboxRow]:
-        """Pending messages whose next attempt is due, oldest first."""
+    def due(self, now: int, limit: int = 100, skip: Sequence[str] = ()) -> list[OutboxRow]:
+        """Pending messages whose next attempt is due, oldest first, but those to the URL hashes in `skip`."""
         return [OutboxRow(*row) for row in self.conn.execute(
             f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-            "ORDER BY next_attempt_at, id LIMIT ?", (now, limit))]
+            f"AND url_hash NOT IN ({','.join('?' * len(skip))}) ORDER BY next_attempt_at, id LIMIT ?",
+            (now, *skip, limit))]
 
-    def next_due(self) -> int | None:
-        row = self.conn.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'").fetchone()
+    def next_due(self, skip: Sequence[str] = ()) -> int | None:
+        row = self.conn.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' "
+                                f"AND url_hash NOT IN ({','.join('?' * len(skip))})", tuple(skip)).fetchone()
         return None if row[0] is None else int(row[0])
 
     def outbox_counts(self) -> dict[str, int]:
