@@ -172,6 +172,16 @@ SERVICE = [
 
 
 def _service(values: dict[str, Any], ctx: Context) -> Service:
+    # One availability objective, one latency objective per percentile: the error budget, burn rates
+    # and breach alerts are those of the service's availability, and a breach is one per objective.
+    seen: dict[tuple[str, float | None], int] = {}
+    for i, objective in enumerate(values["objectives"]):
+        same = (objective.kind, objective.percentile if objective.kind == "latency" else None)
+        if same in seen:
+            what = "an availability objective" if same[1] is None else f"a p{same[1]:g} latency objective"
+            ctx.at("objectives", i).error(f"{what} is already given (objectives[{seen[same]}]): keep one, with "
+                                          "the contract's figure")
+        seen.setdefault(same, i)
     return Service(**values | {"name": values["name"] or values["id"]})
 
 

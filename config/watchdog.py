@@ -14,7 +14,7 @@ from .contract import Contract, load_contract
 from .document import Context, Document, Field, Invalid, Reported, os_reason, show
 from .errors import ConfigError, Problem
 from .values import (
-    duration, identifier, list_of, number, one_of, path_value, public_key, raw_table, raw_tables, size, string,
+    duration, format_duration, identifier, list_of, number, one_of, path_value, public_key, raw_table, raw_tables, size, string,
     table, url,
 )
 
@@ -168,6 +168,8 @@ def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] 
         contracts = _contracts(doc, Path(head["contracts"]), known)
     if users is not None and head is not None and "contracts" in head:
         _check_user_contracts(doc, users, top.get("user", []), {c.id for c in contracts})
+    if head is not None and "history_retention" in head and contracts:
+        _check_history(doc, head["history_retention"], contracts)
     doc.raise_if_problems()
     assert head is not None and agents is not None and users is not None
     return WatchdogConfig(
@@ -179,6 +181,22 @@ def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] 
         agents=tuple(agents), users=tuple(users), contracts=tuple(contracts), templates=head["templates"],
         tls_cert_file=head["tls_cert_file"], tls_key_file=head["tls_key_file"],
     )
+
+
+# The longest each kind of period lasts, in days.
+PERIOD_DAYS = {"week": 7, "month": 31, "quarter": 92}
+
+
+def _check_history(doc: Document, retention: float, contracts: list[Contract]) -> None:
+    """A period's intervals and rollups must outlive it until it is frozen (its grace after its end),
+    or the report frozen then counts purged time as unknown."""
+    longest = max(contracts, key=lambda c: PERIOD_DAYS[c.period] * 86400 + c.grace)
+    needed = PERIOD_DAYS[longest.period] * 86400 + longest.grace + 86400  # and a day for timezones
+    if retention < needed:
+        doc.error(("watchdog", "history_retention"),
+                  f"expected at least {format_duration(needed)}: contract {longest.id}'s {longest.period}s and their "
+                  f"grace of {format_duration(longest.grace)} must be kept until the period is frozen, found "
+                  f"{format_duration(retention)}")
 
 
 def _check_tls(doc: Document, head: dict[str, Any]) -> None:

@@ -495,7 +495,8 @@ def test_a_closed_period_sends_its_report_and_a_breach_for_each_missed_objective
     computed = {"period": "2026-10", "credit": 120.0, "currency": "EUR", "services": [
         {"id": "shop", "name": "Web shop", "objectives": [
             {"kind": "availability", "target": 99.9, "measured": 99.5, "met": False},
-            {"kind": "latency", "percentile": 95.0, "max_ms": 800.0, "measured": 512.0, "met": True}]}]}
+            {"kind": "latency", "percentile": 95.0, "max_ms": 800.0, "measured": 912.0, "met": False},
+            {"kind": "latency", "percentile": 99.0, "max_ms": 1500.0, "measured": 2100.0, "met": False}]}]}
     asyncio.run(alerts.period_closed(config.contracts[0], computed, "<p>report</p>", "a,b\n"))
 
     class Capture:
@@ -506,7 +507,9 @@ def test_a_closed_period_sends_its_report_and_a_breach_for_each_missed_objective
     capture = Capture()
     recorded[0](capture)
     kinds = sorted((m.event, m.party) for m in capture.messages)
-    assert kinds == [("breach", "client"), ("breach", "provider"), ("report", "client"), ("report", "provider")]
+    assert kinds == [("breach", "client")] * 3 + [("breach", "provider")] * 3 + [("report", "client"),
+                                                                              ("report", "provider")]
+    assert len({m.key for m in capture.messages}) == 8  # one per objective missed: none is dropped as a repeat
     report = next(m for m in capture.messages if m.event == "report")
     assert report.title == "SLA report shop-2026 2026-10: credit 120.00 EUR" and report.body_format == "html"
     assert json.loads(report.attachments or "[]")[0]["name"] == "shop-2026-2026-10.csv"

@@ -79,6 +79,14 @@ CASES = [
      '[[check]]\nid = "t"\ntype = "tcp"\nhost = "h"\nport = 1\ninterval = "10s"\n',
      ["F:8: watchdog.batch_wait: expected at most twice the quickest check's interval (20s), found 30s: "
       "the watchdog calls an agent silent that sends no batch for 3 of those intervals"]),
+    ("HEAD with a body to match", "agent", AGENT_HEAD + '[[check]]\nid = "w"\ntype = "http"\n'
+     'url = "http://127.0.0.1/"\nmethod = "HEAD"\nexpect_body = "OK"\n',
+     ["F:13: check[0].expect_body: a HEAD response has no body to match: use GET, or leave the body expectation "
+      "out"]),
+    ("host minimum above its maximum", "agent", AGENT_HEAD + '[[check]]\nid = "h"\ntype = "host"\n'
+     'disks = ["/"]\nmax = { "disk./.percent" = 20 }\nmin = { "disk./.percent" = 80 }\n',
+     ['F:13: check[0].min."disk./.percent": expected at most max = 20 for disk./.percent (else the check is '
+      "never up), found 80"]),
     ("unknown check type", "agent", AGENT_HEAD + '[[check]]\nid = "p"\ntype = "icmp"\n',
      ['F:10: check[0].type: unknown check type "icmp"; known types: http, snmp, host, tcp']),
     ("check type typo", "agent", AGENT_HEAD + '[[check]]\nid = "p"\ntype = "htp"\n',
@@ -134,6 +142,10 @@ CASES = [
      .replace('period = "year"\n[[service]]', '[[service]]').replace('timezone = "Europe/Amsterdam"\n',
      'timezone = "Europe/Amsterdam"\nperiod = "year"\n'),
      ['F:6: contract.period: expected one of "month", "quarter", "week", found "year"']),
+    ("two availability objectives", "contract", GOOD_CONTRACT +
+     'objectives = [{ kind = "availability", target = 99.0 }, { kind = "availability", target = 99.9 }]\n',
+     ["F:10: service[0].objectives[1]: an availability objective is already given (objectives[0]): keep one, "
+      "with the contract's figure"]),
     ("bad rrule", "contract", GOOD_CONTRACT + '[[maintenance]]\nrrule = "FREQ=FORTNIGHTLY"\nduration = "2h"\n',
      ['F:11: maintenance[0].rrule: expected an RFC 5545 RRULE, found "FREQ=FORTNIGHTLY": '
       "invalid 'FREQ': FORTNIGHTLY"]),
@@ -178,6 +190,9 @@ CASES = [
     ("bad public key", "watchdog", WATCHDOG_HEAD + '[[agent]]\nid = "a"\npublic_key = "ssh-ed25519 AAAA"\n',
      ['F:6: agent[0].public_key: expected "ed25519:" and 32 bytes in base64, as printed by '
       '`slawatch-agent keygen`, found "ssh-ed25519 AAAA"']),
+    ("history kept shorter than a period and its grace", "watchdog", WATCHDOG_HEAD + 'history_retention = "30d"\n',
+     ["F:4: watchdog.history_retention: expected at least 33d: contract c1's months and their grace of 1d must "
+      "be kept until the period is frozen, found 30d"]),
     ("bad listen address", "watchdog", WATCHDOG_HEAD + 'listen = "8470"\n',
      ['F:4: watchdog.listen: expected "host:port" like "127.0.0.1:8470" or "[::1]:8470", found "8470"']),
     ("viewer of an unknown contract", "watchdog", WATCHDOG_HEAD +

@@ -311,7 +311,8 @@ class Alerting:
                     measured = (f"{objective['measured']:.3f} %" if objective["kind"] == "availability"
                                 else f"{objective['measured']:.3f} ms")
                     self._queue(config, contract, None, Event(
-                        "breach", f"breach-closed|{contract.id}|{service['id']}|{computed['period']}|{objective['kind']}",
+                        "breach", f"breach-closed|{contract.id}|{service['id']}|{computed['period']}|{objective['kind']}"
+                        + (f"-p{objective['percentile']:g}" if objective["kind"] == "latency" else ""),
                         {"closed": True, "objective": described, "measured": measured, "target": objective.get("target"),
                          "availability": measured}),
                         {"service": {"id": service["id"], "name": service["name"]}, "period": computed["period"]},

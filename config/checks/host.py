@@ -75,6 +75,11 @@ def validate(values: dict[str, Any], ctx: Context) -> None:
                     f"expected a metric this check reports ({', '.join(known)}), found {show(name)}; "
                     "disks, processes and interfaces must be listed to be measured"
                 )
+    highest, lowest = values.get("max", {}), values.get("min", {})
+    for name in highest:
+        if name in lowest and lowest[name] > highest[name]:
+            ctx.at("min", name).error(f"expected at most max = {highest[name]:g} for {name} (else the check is never "
+                                      f"up), found {lowest[name]:g}")
 
 
 def build(values: dict[str, Any], ctx: Context) -> HostCheck:

@@ -101,6 +101,9 @@ def validate(values: dict[str, Any], ctx: Context) -> None:
         )
     if values["token"] is not None and values["password"] is not None:
         ctx.at("token").error("use either basic authentication or a bearer token, not both")
+    if values.get("method") == "HEAD" and (values.get("expect_body") is not None or values.get("expect_json")):
+        ctx.at("expect_body" if values.get("expect_body") is not None else "expect_json").error(
+            "a HEAD response has no body to match: use GET, or leave the body expectation out")
     url = values.get("url")
     if values.get("tls_min_days") is not None and url is not None and not url.startswith("https://"):
         ctx.at("tls_min_days").error("only https:// URLs have a certificate to check")
