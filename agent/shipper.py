@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from slawatch.config.values import masked_url
+
 from .protocol import INGEST_PATH, MANIFEST_PATH, Signer, new_batch_id, sign
 from .spool import PendingBatch, Spool
 from .waiting import wait_event
@@ -192,7 +194,7 @@ class Shipper:
         if status != 200:
             self._failed(f"HTTP {status}: {text[:300]}")
         elif self._down_logged:
-            log.info("event=watchdog-reachable url=%s", self.url)
+            log.info("event=watchdog-reachable url=%s", masked_url(self.url))
             self._down_logged = False
         return status
 
@@ -200,7 +202,7 @@ class Shipper:
         self.delivery.failures += 1
         self.delivery.last_error = error
         if not self._down_logged:
-            log.warning("event=ship-failed url=%s error=%r", self.url, error)
+            log.warning("event=ship-failed url=%s error=%r", masked_url(self.url), error)
             self._down_logged = True
 
     def _after(self, status: int) -> float:

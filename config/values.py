@@ -213,8 +213,8 @@ def list_of(item: Parser, nonempty: bool = False, unique: bool = False, secret: 
 
 def mapping(key: Parser, item: Parser) -> Parser:
     def parse(value: Any, ctx: Context) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise Invalid(f"expected a table, found {show(value)}")
+        if not isinstance(value, dict):  # not shown: a header line given as text may hold a secret
+            raise Invalid(f"expected a table like {{ Name = \"value\" }}, found {_kind_of(value)}")
         result, failed = {}, False
         for name, element in value.items():
             try:
@@ -301,9 +301,15 @@ def url(schemes: Sequence[str]) -> Parser:
     return parse
 
 
+def _kind_of(value: Any) -> str:
+    kinds = {str: "a string", bool: "true or false", int: "a number", float: "a number", list: "a list"}
+    return kinds.get(type(value), "a date or time")
+
+
 def masked_url(text: str) -> str:
-    """A URL with user:password and the query hidden, fit for messages and logs."""
-    text = re.sub(r"//[^/@\s]*@", "//***@", text)
+    """A URL with user:password and the query hidden, fit for messages and logs. Up to the last "@"
+    before the query: a password may hold a "/" (and a path with an "@" is hidden too, to be safe)."""
+    text = re.sub(r"^([^:/?#\s]+://)[^?#]*@", r"\1***@", text)
     return re.sub(r"\?.*$", "?***", text)
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 from slawatch.agent.protocol import public_key_from_line
@@ -160,3 +162,22 @@ def test_a_spool_put_back_from_a_snapshot_numbers_its_readings_anew(tmp_path: Pa
     spool = Spool(tmp_path / "spool.db", AGENT)
     assert spool.depth() == 0
     spool.close()
+
+
+async def test_the_watchdog_urls_password_is_not_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from .conftest import free_port
+
+    spool = Spool(tmp_path / "spool.db", "probe")
+    spool.append(recent(1))
+    with caplog.at_level(logging.INFO, logger="slawatch.agent.shipper"):
+        await ship_for(spool, f"http://probe:Hunter2secret@127.0.0.1:{free_port()}", 0.5)
+    assert "event=ship-failed url=http://***@127.0.0.1:" in caplog.text
+    assert "Hunter2secret" not in caplog.text
+
+
+def test_an_http_checks_manifest_target_holds_no_credentials() -> None:
+    from slawatch.config import HttpCheck
+
+    check = HttpCheck(id="w", type="http", interval=30.0, timeout=5.0,
+                      url="https://monitor:S3cretPw@shop.example.com/health?token=abc")
+    assert check.target() == "GET https://shop.example.com/health"

@@ -87,6 +87,13 @@ CASES = [
      'disks = ["/"]\nmax = { "disk./.percent" = 20 }\nmin = { "disk./.percent" = 80 }\n',
      ['F:13: check[0].min."disk./.percent": expected at most max = 20 for disk./.percent (else the check is '
       "never up), found 80"]),
+    ("header line given as text", "agent", AGENT_HEAD + '[[check]]\nid = "w"\ntype = "http"\n'
+     'url = "http://127.0.0.1/"\nheaders = "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.SECRET"\n',
+     ['F:12: check[0].headers: expected a table like { Name = "value" }, found a string']),
+    ("bad URL whose password holds a slash", "agent", AGENT_HEAD + '[[check]]\nid = "w"\ntype = "http"\n'
+     'url = "https://monitor:s3cr/et@shop.example.com:99999/health"\n',
+     ['F:11: check[0].url: expected a URL starting with http:// or https:// and a host (port 1-65535), '
+      'found "https://***@shop.example.com:99999/health"']),
     ("unknown check type", "agent", AGENT_HEAD + '[[check]]\nid = "p"\ntype = "icmp"\n',
      ['F:10: check[0].type: unknown check type "icmp"; known types: http, snmp, host, tcp']),
     ("check type typo", "agent", AGENT_HEAD + '[[check]]\nid = "p"\ntype = "htp"\n',

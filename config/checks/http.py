@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from yarl import URL
+
 from ..document import Context, Field, Invalid, show
 from ..values import (
     Secret, boolean, integer, list_of, mapping, readable_file, regex, secret_fields, secret_string,
@@ -36,7 +38,8 @@ class HttpCheck(CheckConfig):
     tls_min_days: int | None = None
 
     def target(self) -> str:
-        return f"{self.method} {self.url.split('?', 1)[0]}"
+        """What it requests, for the manifest the watchdog stores: no user, password or query."""
+        return f"{self.method} {URL(self.url).with_user(None).with_query(None)}"
 
 
 def status_range(value: Any, ctx: Context) -> tuple[int, int]:
