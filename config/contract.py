@@ -165,7 +165,7 @@ SERVICE = [
     Field("checks", list_of(identifier, nonempty=True, unique=True),
           help="check ids; the service is down when any of them is down"),
     Field("quorum", integer(1, 100), 1, "agents that must see a check down"),
-    Field("min_outage", duration(), 0.0, "shorter down runs count as up"),
+    Field("min_outage", duration(maximum=86400.0), 0.0, "shorter down runs count as up"),
     Field("objectives", list_of(_objective), (), "availability and latency objectives"),
     Field("credit", credit_tiers, None, "[[service.credit]]: tiers replacing the contract's for this service"),
 ]
@@ -188,7 +188,7 @@ def _service(values: dict[str, Any], ctx: Context) -> Service:
 MAINTENANCE = [
     Field("services", list_of(identifier, unique=True), (), "services it applies to (default: all)"),
     Field("rrule", rrule, None, "recurrence (RFC 5545 RRULE) in the contract's timezone"),
-    Field("duration", duration(minimum=1.0), None, "length of each recurring window"),
+    Field("duration", duration(minimum=1.0, maximum=92 * 86400.0), None, "length of each recurring window"),
     Field("start", local_datetime, None, "one-off window start, local time"),
     Field("end", local_datetime, None, "one-off window end, local time"),
     Field("note", string(nonempty=False), "", "what the window is for"),
@@ -293,7 +293,7 @@ CONTRACT = [
     Field("fee", number(0), 0.0, "fee per period, for service credits"),
     Field("currency", currency, "EUR", "currency of fee and credits"),
     Field("unknown", one_of(["exclude", "up", "down"]), "exclude", "how time without data counts"),
-    Field("grace", duration(), 86400.0, "wait for late readings before a closed period is frozen"),
+    Field("grace", duration(maximum=92 * 86400.0), 86400.0, "wait for late readings before a closed period is frozen"),
     Field("public", boolean, False,
           "anyone may read the contract's current status (no login; no fee, credit or other figures of money)"),
 ]

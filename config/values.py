@@ -270,6 +270,10 @@ def timezone(value: Any, ctx: Context) -> str:
     if not isinstance(value, str):
         raise Invalid(f'expected an IANA timezone like "Europe/Amsterdam", found {show(value)}')
     try:
+        # Only the IANA names: the system's zone files also hold "right/..." (leap seconds, an offset of
+        # its own), "posix/..." copies, and "localtime", which is whatever this host is set to.
+        if value.startswith(("right/", "posix/")) or value in ("localtime", "posixrules", "Factory"):
+            raise ValueError(value)
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory of zones, not a zone
         raise Invalid(

@@ -39,6 +39,18 @@ def test_watchdog_check_prints_ok_and_a_summary() -> None:
     assert all(line.startswith("blind spot: contract ") for line in result.stdout.splitlines()[1:])
 
 
+def test_watchdog_check_names_two_agent_configs_of_one_id(tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "agent-copy.toml"
+    shutil.copy(EXAMPLES / "agent.toml", copy)
+    shutil.copytree(EXAMPLES / "secrets", tmp_path / "secrets")
+    result = run("slawatch-watchdog", "check", "-c", str(EXAMPLES / "watchdog.toml"),
+                 "--agent-config", str(EXAMPLES / "agent.toml"), "--agent-config", str(copy))
+    assert result.returncode == 2
+    assert f'{copy}: agent.id: agent id "ams-probe" is also the id of {EXAMPLES / "agent.toml"}' in result.stderr
+
+
 def test_three_mistakes_are_all_reported_with_file_and_place(confdir: Path) -> None:
     config = confdir / "agent.toml"
     config.write_text(

@@ -153,6 +153,13 @@ CASES = [
      'objectives = [{ kind = "availability", target = 99.0 }, { kind = "availability", target = 99.9 }]\n',
      ["F:10: service[0].objectives[1]: an availability objective is already given (objectives[0]): keep one, "
       "with the contract's figure"]),
+    ("timezone file that is no IANA zone", "contract", GOOD_CONTRACT.replace("Europe/Amsterdam",
+                                                                              "right/Europe/Amsterdam"),
+     ['F:5: contract.timezone: expected an IANA timezone like "Europe/Amsterdam" or "UTC", '
+      'found "right/Europe/Amsterdam"']),
+    ("maintenance longer than a quarter", "contract", GOOD_CONTRACT +
+     '[[maintenance]]\nrrule = "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2"\nduration = "1000000d"\n',
+     ['F:12: maintenance[0].duration: expected a duration of at most 92d, found "1000000d"']),
     ("bad rrule", "contract", GOOD_CONTRACT + '[[maintenance]]\nrrule = "FREQ=FORTNIGHTLY"\nduration = "2h"\n',
      ['F:11: maintenance[0].rrule: expected an RFC 5545 RRULE, found "FREQ=FORTNIGHTLY": '
       "invalid 'FREQ': FORTNIGHTLY"]),

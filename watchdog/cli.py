@@ -15,6 +15,7 @@ from pathlib import Path
 from slawatch.agent.daemon import configure_logging
 from slawatch.config import ConfigError, WatchdogConfig, load_agent, load_watchdog
 from slawatch.config.contract import Contract
+from slawatch.config.errors import Problem
 from slawatch.config.cli import (
     EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, parser, run,
 )
@@ -39,7 +40,7 @@ def check(args: argparse.Namespace) -> int:
     agent_checks: dict[str, set[str]] | None = None
     problems = []
     if args.agent_config:
-        agent_checks = {}
+        agent_checks, files = {}, dict[str, str]()
         for file in args.agent_config:
             try:
                 agent = load_agent(file)
@@ -47,6 +48,12 @@ def check(args: argparse.Namespace) -> int:
                 problems += err.problems
                 agent_checks = None  # an agent's checks are unknown: don't call contracts' checks unknown
                 continue
+            if agent.id in files:
+                problems.append(Problem(agent.file, f'agent id "{agent.id}" is also the id of {files[agent.id]}: '
+                                                    "each agent needs an id of its own", "agent.id"))
+                agent_checks = None
+                continue
+            files[agent.id] = agent.file
             if agent_checks is not None:
                 agent_checks[agent.id] = {c.id for c in agent.checks}
     try:
