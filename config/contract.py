@@ -355,6 +355,10 @@ def _contract(doc: Document, known_checks: Collection[str] | None) -> Contract |
         return None
     if top.get("business_hours") is not None and hours is None:
         return None
+    if head["fee"] == 0 and (credit or any(s.credit for s in services)):
+        doc.error(("contract", "fee"), "credits are a percent of the fee: give the fee per period (the figure "
+                                       "the contract states), or no [[credit]] tiers")
+        return None
     return Contract(
         file=doc.name, id=head["id"], client_name=head["client"], provider_name=head["provider"],
         timezone=head["timezone"], period=head["period"], fee=head["fee"], currency=head["currency"],

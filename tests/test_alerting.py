@@ -219,9 +219,10 @@ def test_outage_and_recovery_reach_both_parties_in_their_wording(tmp_path: Path)
         with serving(config) as served:
             ams, fra = served.client, Client(served.client.base, KEY, "fra-probe")
             base = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-            # one agent sees it down for 3 minutes: quorum 2 of 2 is not met
-            assert ams.send([recent("ams-probe", i + 1, base, 180 - 30 * i, DOWN) for i in range(7)]).status == 200
+            # one agent sees it down for 3 minutes: quorum 2 of 2 is not met (the other's up readings go
+            # first: with none of them stored yet, only one agent would have data, and it says down)
             assert fra.send([recent("fra-probe", i + 1, base, 180 - 30 * i, UP) for i in range(7)]).status == 200
+            assert ams.send([recent("ams-probe", i + 1, base, 180 - 30 * i, DOWN) for i in range(7)]).status == 200
             time.sleep(1.0)
             assert "/provider" not in hooks.got and "/client" not in hooks.got
             # the second agent agrees for the last 2 minutes (> min_outage 1m): readings at the same

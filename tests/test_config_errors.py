@@ -160,6 +160,9 @@ CASES = [
     ("maintenance longer than a quarter", "contract", GOOD_CONTRACT +
      '[[maintenance]]\nrrule = "FREQ=WEEKLY;BYDAY=SU;BYHOUR=2"\nduration = "1000000d"\n',
      ['F:12: maintenance[0].duration: expected a duration of at most 92d, found "1000000d"']),
+    ("credit tiers without a fee", "contract", GOOD_CONTRACT + '[[credit]]\nbelow = 99.9\npercent = 10\n',
+     ["F:1: contract.fee: credits are a percent of the fee: give the fee per period (the figure the contract "
+      "states), or no [[credit]] tiers"]),
     ("bad rrule", "contract", GOOD_CONTRACT + '[[maintenance]]\nrrule = "FREQ=FORTNIGHTLY"\nduration = "2h"\n',
      ['F:11: maintenance[0].rrule: expected an RFC 5545 RRULE, found "FREQ=FORTNIGHTLY": '
       "invalid 'FREQ': FORTNIGHTLY"]),
