@@ -83,7 +83,7 @@ def test_an_outage_opens_once_repeats_per_party_and_recovers(contract: Any) -> N
     assert alerting.decide_service(contract, service, live(DOWN, eligible=False), state2, NOW + 5 * HOUR) == (state2, [])
     closed, events = alerting.decide_service(contract, service, live(UP, since=NOW + 90 * MINUTE), state2,
                                              NOW + 91 * MINUTE)
-    assert closed is None and [e.kind for e in events] == ["recovery"]
+    assert closed == {"done": NOW + 90 * MINUTE} and [e.kind for e in events] == ["recovery"]
     assert events[0].facts["duration_ms"] == 95 * MINUTE
 
 
@@ -114,6 +114,60 @@ def test_flapping_faster_than_min_outage_raises_nothing(contract: Any) -> None:
     now = alerting.service_now(contract, service, both, NOW)
     assert now.status == UP and now.eligible  # each down run lasts 30 s < 1 min
     assert alerting.decide_service(contract, service, now, None, NOW) == (None, [])
+
+
+def both_agents(*spans: tuple[int, int, str]) -> dict[tuple[str, str], list[Any]]:
+    """Both agents' runs of readings every 30 s over each (start, end, status); nothing between."""
+    readings = [(ts, status) for start, end, status in spans for ts in range(start, end, 30 * S)]
+    return {(agent, "web"): runs(*readings) for agent in ("a", "b")}
+
+
+def test_an_outage_over_before_its_readings_came_is_told_with_its_recovery(contract: Any) -> None:
+    """Two hours of readings in one burst (the agents could not reach the watchdog): down 30 minutes,
+    up since. The outage and its recovery are told now, once, with their real times."""
+    service = contract.services[0]
+    seen = both_agents((NOW - 2 * HOUR, NOW - 90 * MINUTE, UP), (NOW - 90 * MINUTE, NOW - HOUR, DOWN),
+                       (NOW - HOUR, NOW, UP))
+    live_now = alerting.service_now(contract, service, seen, NOW)
+    state, events = alerting.decide_service(contract, service, live_now, None, NOW)
+    assert [(e.kind, e.facts["since"], e.facts["duration_ms"]) for e in events] == [
+        ("outage", NOW - 90 * MINUTE, 30 * MINUTE), ("recovery", NOW - 90 * MINUTE, 30 * MINUTE)]
+    assert events[1].facts["until"] == NOW - HOUR and state == {"done": NOW - HOUR}
+    later = alerting.service_now(contract, service, seen, NOW + MINUTE)
+    assert alerting.decide_service(contract, service, later, state, NOW + MINUTE) == (state, [])  # told once
+
+
+def test_a_recovery_counts_the_down_time_not_the_time_without_data(contract: Any) -> None:
+    """Down 30 minutes, then no data for 90 (the agents silent), then up: the outage lasted 30
+    minutes, as the report's incident does; the time without data is unknown, not down."""
+    service = contract.services[0]
+    start = NOW - 3 * HOUR
+    opened = alerting.service_now(contract, service, both_agents((start, start + 30 * MINUTE, DOWN)),
+                                  start + 30 * MINUTE)
+    state, events = alerting.decide_service(contract, service, opened, None, start + 30 * MINUTE)
+    assert [e.kind for e in events] == ["outage"] and state is not None
+    seen = both_agents((start, start + 30 * MINUTE, DOWN), (start + 2 * HOUR, NOW, UP))
+    state, events = alerting.decide_service(contract, service, alerting.service_now(contract, service, seen, NOW),
+                                            state, NOW)
+    assert [(e.kind, e.facts["until"], e.facts["duration_ms"]) for e in events] == [
+        ("recovery", start + 2 * HOUR, 30 * MINUTE + 15 * S)]  # the last down reading holds 1.5 intervals
+
+
+def test_a_second_outage_learnt_late_is_told_apart_from_the_first(contract: Any) -> None:
+    """An outage is open; the agents go silent; their readings come later: up for 30 minutes, then
+    down again until now. The first outage recovered, and a second began: each is told."""
+    service = contract.services[0]
+    start = NOW - 3 * HOUR
+    opened = alerting.service_now(contract, service, both_agents((start, start + 10 * MINUTE, DOWN)),
+                                  start + 10 * MINUTE)
+    state, _ = alerting.decide_service(contract, service, opened, None, start + 10 * MINUTE)
+    seen = both_agents((start, start + 10 * MINUTE, DOWN), (start + HOUR, start + 90 * MINUTE, UP),
+                       (start + 90 * MINUTE, NOW, DOWN))
+    state, events = alerting.decide_service(contract, service, alerting.service_now(contract, service, seen, NOW),
+                                            state, NOW)
+    assert [(e.kind, e.facts["since"]) for e in events] == [("recovery", start), ("outage", start + 90 * MINUTE)]
+    assert events[0].facts["until"] == start + HOUR and events[0].facts["duration_ms"] == 10 * MINUTE + 15 * S
+    assert state is not None and state["since"] == start + 90 * MINUTE and state["done"] == start + HOUR
 
 
 def test_quorum_two_needs_two_agents_to_see_it_down(contract: Any) -> None:

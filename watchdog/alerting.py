@@ -18,7 +18,7 @@ from slawatch.config.contract import Contract, Service
 from . import sla
 from .eligibility import eligible_windows
 from .intervals import DOWN, UNKNOWN, UP, Run
-from .timeline import total
+from .timeline import Segment, Span, intersect, spans_of, total
 
 HOUR = 3_600_000
 MINUTE = 60_000
@@ -27,6 +27,21 @@ BURN_RULES = {  # DESIGN.md rule 10: the Google SRE workbook's multi-window aler
     "page": (14.4, (HOUR, 5 * MINUTE)),
     "warn": (6.0, (6 * HOUR, 30 * MINUTE)),
 }
+
+
+@dataclass(frozen=True)
+class Episode:
+    """An outage as the alerts tell it: from its first counted instant (rule 11) to the start of the
+    up run that ends it (None while none has: down, or unknown, at now). Down runs with no up run
+    between them (unknown time, maintenance) are one outage; `down_ms` is its counted down time,
+    as the report's incidents add up (unknown time is not down)."""
+
+    since: int
+    until: int | None
+    down_ms: int
+    checks: tuple[str, ...]
+    agents: tuple[str, ...]
+    cut: bool = False                  # its first down run began before the window: its start is unknown
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,30 @@ class Live:
     agents_down: tuple[str, ...] = ()
     burn: dict[str, float | None] = field(default_factory=dict)   # window ("1h", ...) -> burn rate
     reached_window_start: bool = False  # the current status began before the window: look further back
+    # The window's service state (rules 1-4) and counted time, and the outages in it; None for a Live
+    # made by hand, which knows only `now`.
+    timeline: tuple[Segment, ...] | None = None
+    counted: tuple[Span, ...] = ()
+    episodes: tuple[Episode, ...] | None = None
+    first: int = 0                      # the window's first instant
+
+    def up_after(self, since: int) -> int | None:
+        """When the service came up after `since` (None: not yet, or before the window)."""
+        if self.timeline is None:
+            return self.since if self.status == UP else None
+        return next((max(a, since) for a, b, status in self.timeline if status == UP and b > since and a > self.first),
+                    None)
+
+    def down_ms(self, contract: Contract, service: Service, since: int, until: int) -> int:
+        """Counted down time in `[since, until)`."""
+        if self.timeline is None:
+            return total(eligible_windows(contract, service, since, until)[0])
+        return total(intersect(intersect(spans_of(self.timeline, DOWN), [(since, until)]), self.counted))
+
+    def outages(self) -> tuple[Episode, ...]:
+        if self.episodes is not None:
+            return self.episodes
+        return (Episode(self.since, None, 0, self.checks_down, self.agents_down),) if self.status == DOWN else ()
 
 
 def window_name(ms: int) -> str:
@@ -74,7 +113,26 @@ def service_now(contract: Contract, service: Service, runs: Mapping[tuple[str, s
     since = start
     if status == DOWN:  # an outage counts from its first eligible instant (rule 11: maintenance cuts it)
         since = next((max(start, a) for a, b in eligible if b > start), start)
-    return Live(status, counted, since, checks_down, agents_down, burn, start == first)
+    return Live(status, counted, since, checks_down, agents_down, burn, start == first, tuple(state.timeline),
+                tuple(eligible), episodes(state.timeline, sla.incidents(state, eligible), first), first)
+
+
+def episodes(timeline: Sequence[Segment], incidents: Sequence[sla.Incident], first: int) -> tuple[Episode, ...]:
+    """The outages of a window, from its incidents (rule 11) and the up runs between them."""
+    ups = [a for a, _, status in timeline if status == UP]
+    found: list[Episode] = []
+    for incident in incidents:
+        until = next((a for a in ups if a >= incident.end), None)
+        if found and found[-1].until == until:  # no up run between: the same outage
+            last = found[-1]
+            found[-1] = Episode(last.since, until, last.down_ms + incident.duration_ms,
+                                tuple(sorted({*last.checks, *incident.checks})),
+                                tuple(sorted({*last.agents, *incident.agents})), last.cut)
+        else:
+            began = next(a for a, b, status in timeline if a <= incident.start < b)
+            found.append(Episode(incident.start, until, incident.duration_ms, incident.checks, incident.agents,
+                                 cut=began <= first))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -89,24 +147,49 @@ class Event:
 
 def decide_service(contract: Contract, service: Service, live: Live, state: dict[str, Any] | None,
                    now: int) -> tuple[dict[str, Any] | None, list[Event]]:
-    """Outage, repeat and recovery for one service: (its new state, the events to send)."""
+    """Outage, repeat and recovery for one service: (its new state, the events to send).
+
+    The state holds the open outage ("since", "told", "repeats") and "done", the end of the last
+    outage told with its recovery. Beyond the state at `now`, the window's outages count: readings
+    that come late (an agent that could not reach the watchdog during the outage, a watchdog that
+    was stopped) may show an outage that began, or ended, unseen; each is told once, with its real
+    times, outage then recovery."""
     subject = f"{contract.id}|{service.id}"
-    facts = {"since": live.since, "checks": list(live.checks_down), "agents": list(live.agents_down),
-             "duration_ms": now - live.since}
-    if state is None:
-        if live.status == DOWN and live.eligible:
-            return ({"since": live.since, "told": now, "repeats": {"client": 0, "provider": 0}},
-                    [Event("outage", f"outage|{subject}|{live.since}", facts | {"repeat": 0})])
-        return None, []
-    since = int(state["since"])
-    if live.status == UP:
-        # its duration is eligible time, as the report's incidents count it (outside business hours
-        # or in maintenance an outage neither repeats nor recovers, nor does it count)
-        counted = total(eligible_windows(contract, service, since, live.since)[0])
-        return None, [Event("recovery", f"recovery|{subject}|{since}",
-                            {"since": since, "until": live.since, "duration_ms": counted})]
+    state = dict(state or {})
+    events: list[Event] = []
+    if "since" in state:
+        since = int(state["since"])
+        until = live.up_after(since)
+        if until is None:
+            return _repeats(contract, subject, live, state, now)
+        # its duration is counted down time, as the report's incidents count it (outside business
+        # hours, in maintenance or with no data it does not count)
+        events.append(Event("recovery", f"recovery|{subject}|{since}", {
+            "since": since, "until": until, "duration_ms": live.down_ms(contract, service, since, until)}))
+        state = {"done": until}
+    for outage in live.outages():
+        if outage.cut or outage.since < state.get("done", outage.since):
+            continue  # begun before the window (told then, or too long ago to tell), or told already
+        facts = {"since": outage.since, "checks": list(outage.checks), "agents": list(outage.agents), "repeat": 0}
+        if outage.until is not None:  # over before its readings came: told now, outage and recovery
+            events += [Event("outage", f"outage|{subject}|{outage.since}", facts | {"duration_ms": outage.down_ms}),
+                       Event("recovery", f"recovery|{subject}|{outage.since}", {
+                           "since": outage.since, "until": outage.until, "duration_ms": outage.down_ms})]
+            state = {"done": outage.until}
+        elif live.eligible:  # not raised outside counted time (maintenance, business hours) until it is
+            events.append(Event("outage", f"outage|{subject}|{outage.since}", facts | {"duration_ms": now - outage.since}))
+            state |= {"since": outage.since, "told": now, "repeats": {"client": 0, "provider": 0}}
+    return state or None, events
+
+
+def _repeats(contract: Contract, subject: str, live: Live, state: dict[str, Any],
+             now: int) -> tuple[dict[str, Any], list[Event]]:
+    """An open outage, still not up again: repeated every party's `repeat` while it is down in
+    counted time."""
     if live.status != DOWN or not live.eligible:
         return state, []  # unknown, maintenance or outside business hours: neither repeat nor recover
+    since = int(state["since"])
+    facts = {"since": live.since, "checks": list(live.checks_down), "agents": list(live.agents_down)}
     events: list[Event] = []
     repeats = dict(state["repeats"])
     told = int(state.get("told", since))  # repeats count from the outage message, which may have come late

@@ -183,7 +183,7 @@ class Alerting:
     def _decide_service(self, config: WatchdogConfig, reader: Reader, contract: Contract, service: Service,
                         states: dict[str, Any], decisions: Decisions, periodic: bool, now: int) -> None:
         key = f"service|{contract.id}|{service.id}"
-        live = self._live(reader, contract, service, now, periodic, outage_open=key in states)
+        live = self._live(reader, contract, service, now, periodic, outage_open="since" in (states.get(key) or {}))
         state, events = alerting.decide_service(contract, service, live, states.get(key), now)
         if state != states.get(key):
             decisions.states[key] = state
