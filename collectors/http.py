@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import json
 import re
 import ssl
@@ -55,16 +56,23 @@ async def collect(check: HttpCheck, vantage: Vantage) -> Reading:
 async def _request(check: HttpCheck, vantage: Vantage, metrics: Metrics) -> None:
     session = vantage.http()
     tls = await _tls(check, vantage)
-    async with session.request(
-        check.method, check.url, headers=_headers(check), data=check.body,
-        # aiohttp refuses the redirect that reaches max_redirects, and takes 0 for no limit: one more,
-        # and none followed at 0 (the 3xx is then judged as any status is)
-        allow_redirects=check.follow_redirects and check.max_redirects > 0, max_redirects=check.max_redirects + 1,
-        timeout=aiohttp.ClientTimeout(total=check.timeout), ssl=tls,
-    ) as response:
-        der = _peer_certificate(response, tls)
-        body = await _read_body(response, metrics)
-    days_left = _days_left(der)
+    handshakes: list[Certificate] = []
+    recording = _HANDSHAKES.set(handshakes)
+    try:
+        async with session.request(
+            check.method, check.url, headers=_headers(check), data=check.body,
+            # aiohttp refuses the redirect that reaches max_redirects, and takes 0 for no limit: one more,
+            # and none followed at 0 (the 3xx is then judged as any status is)
+            allow_redirects=check.follow_redirects and check.max_redirects > 0,
+            max_redirects=check.max_redirects + 1, timeout=aiohttp.ClientTimeout(total=check.timeout), ssl=tls,
+        ) as response:
+            certificates = _certificates(response, tls, handshakes)
+            body = await _read_body(response, metrics)
+    finally:
+        _HANDSHAKES.reset(recording)
+    # The certificate that expires first of those on the way: behind a redirect (example.com to
+    # www.example.com), the one of the URL checked counts as much as the one that answered.
+    days_left = min((d for d in map(_days_left, certificates) if d is not None), default=None)
     metrics["http.status"] = response.status
     metrics["http.bytes"] = len(body)
     if days_left is not None:
@@ -93,9 +101,17 @@ class _RecordingSSLObject(ssl.SSLObject):
 
     def do_handshake(self) -> None:
         super().do_handshake()
+        certificate = _certificate_of(self)
         context = self.context
         if isinstance(context, RecordingContext):
-            context.peer_certs[self.server_hostname or ""] = _certificate_of(self)
+            context.peer_certs[self.server_hostname or ""] = certificate
+        seen = _HANDSHAKES.get()  # the request that opened this connection (asyncio runs the handshake
+        if seen is not None:      # in the context of the task that connected)
+            seen.append(certificate)
+
+
+# The certificates of the handshakes made by the request running in this context (see _request).
+_HANDSHAKES: contextvars.ContextVar[list[Certificate] | None] = contextvars.ContextVar("handshakes", default=None)
 
 
 class RecordingContext(ssl.SSLContext):
@@ -146,13 +162,16 @@ def _certificate_of(ssl_object: ssl.SSLObject) -> Certificate:
     return decoded if decoded else ssl_object.getpeercert(binary_form=True)
 
 
-def _peer_certificate(response: aiohttp.ClientResponse, tls: ssl.SSLContext | bool) -> Certificate:
-    """The certificate of the server that answered: from its connection, held by the response or,
-    once the response handed it back to the pool (a small body), by the stream it was read from;
-    only when the server closed it, the one its context saw at the last handshake with that host
-    name (another port of the host may have been the last)."""
+def _certificates(response: aiohttp.ClientResponse, tls: ssl.SSLContext | bool,
+                  handshakes: list[Certificate]) -> list[Certificate]:
+    """The certificates this request met: those of the handshakes it made (each hop of a redirect
+    on a new connection) and that of the server that answered, from its connection, held by the
+    response or, once the response handed it back to the pool (a small body), by the stream it was
+    read from. Only when none is known (a kept-alive connection the server closed since), the one
+    its context saw at the last handshake with that host name (another port may have been the last)."""
+    found: list[Certificate] = [certificate for certificate in handshakes if certificate]
     if response.url.scheme != "https":
-        return None
+        return found
     connection = response.connection
     transport = connection.transport if connection is not None else None
     if transport is None:
@@ -160,10 +179,10 @@ def _peer_certificate(response: aiohttp.ClientResponse, tls: ssl.SSLContext | bo
         transport = getattr(protocol, "transport", None)
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     if ssl_object is not None:
-        return _certificate_of(ssl_object)
-    if isinstance(tls, RecordingContext):
-        return tls.peer_certs.get(response.url.host or "")
-    return None
+        found.append(_certificate_of(ssl_object))
+    elif not found and isinstance(tls, RecordingContext):
+        found.append(tls.peer_certs.get(response.url.host or ""))
+    return found
 
 
 def _days_left(certificate: Certificate) -> int | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.resolver import ThreadedResolver
 
 from slawatch.collectors.http import collect
@@ -228,3 +229,46 @@ async def test_latency_does_not_count_a_wait_for_the_agents_own_connections(vant
                                       for i in range(30)))
     assert [r.status for r in readings] == [UP] * 30
     assert max(r.latency_ms or 0 for r in readings) < 1700
+
+
+def _closing_app(redirect_to: str | None = None) -> web.Application:
+    """Answers /ok and closes the connection (no keep-alive); /away redirects to `redirect_to`."""
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="status: OK\n", headers={"Connection": "close"})
+
+    async def away(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{redirect_to}/ok", headers={"Connection": "close"})
+
+    app = web.Application()
+    app.router.add_get("/ok", ok)
+    app.router.add_get("/away", away)
+    return app
+
+
+async def test_a_redirect_does_not_hide_the_certificate_of_the_url_checked(vantage: Vantage, certs: Certificates) -> None:
+    """example.com (expiring) redirects to www.example.com (fine): the check is down for the first."""
+    fine = serve(_closing_app(), certs.valid)
+    fine_url = await fine.__anext__()
+    soon = serve(_closing_app(fine_url), certs.soon)
+    soon_url = await soon.__anext__()
+    try:
+        reading = await collect(check(f"{soon_url}/away", ca_file=certs.ca_file, tls_min_days=14), vantage)
+    finally:
+        await soon.aclose()
+        await fine.aclose()
+    assert reading.metrics["http.status"] == 200
+    assert (reading.status, reading.metrics["tls.days_left"]) == (DOWN, 5)
+
+
+async def test_each_check_judges_its_own_servers_certificate(vantage: Vantage, certs: Certificates) -> None:
+    """Two servers of one host name on two ports, closing each connection: checks of both at once,
+    with one shared TLS context, each see their own server's certificate."""
+    fine, soon = serve(_closing_app(), certs.valid), serve(_closing_app(), certs.soon)
+    fine_url, soon_url = await fine.__anext__(), await soon.__anext__()
+    try:
+        readings = await asyncio.gather(*(collect(check(f"{url}/ok", id=f"w{i}", ca_file=certs.ca_file), vantage)
+                                          for i in range(10) for url in (fine_url, soon_url)))
+    finally:
+        await soon.aclose()
+        await fine.aclose()
+    assert [r.metrics["tls.days_left"] for r in readings] == [90, 5] * 10
