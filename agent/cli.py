@@ -16,7 +16,7 @@ from slawatch.config import load_agent
 from slawatch.config.cli import (
     EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, count_text, parser, run,
 )
-from slawatch.config.keys import pem_private_key, public_key_line
+from slawatch.config.keys import exposed_key, pem_private_key, public_key_line
 
 DEFAULT_CONFIG = "/etc/slawatch/agent.toml"
 
@@ -24,6 +24,8 @@ DEFAULT_CONFIG = "/etc/slawatch/agent.toml"
 def check(args: argparse.Namespace) -> int:
     """Validate agent.toml and print a one-line summary."""
     config = load_agent(args.config)
+    if (exposed := exposed_key(config.key_file)) is not None:
+        print(f"warning: {exposed}", file=sys.stderr)
     types = Counter(c.type for c in config.checks)
     canaries = f", canaries: {', '.join(config.canaries)}" if config.canaries else ""
     print(f"OK {config.file}: agent {config.id}, {len(config.checks)} checks "

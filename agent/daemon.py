@@ -19,7 +19,7 @@ from slawatch.collectors.reading import UP, Reading, utc_now
 from slawatch.collectors.vantage import Vantage
 from slawatch.config import AgentConfig, ConfigError, load_agent
 from slawatch.config.cli import package_version
-from slawatch.config.keys import load_private_key
+from slawatch.config.keys import exposed_key, load_private_key
 from slawatch.config.agent import SELF_CHECK, SELF_INTERVAL_S
 
 from . import systemd
@@ -230,6 +230,8 @@ def run(config_path: str) -> int:
     config = load_agent(config_path)
     with open(config.key_file, "rb") as handle:
         key = load_private_key(handle.read())
+    if (exposed := exposed_key(config.key_file)) is not None:
+        log.warning("event=key-file-exposed warning=%r", exposed)
     try:
         opened = Spool(config.spool, config.id, config.spool_max_age, config.spool_max_size)
     except SpoolDamaged as damaged:

@@ -13,6 +13,7 @@ import base64
 import ctypes
 import ctypes.util
 import logging
+import os
 import ssl
 from typing import Any
 
@@ -197,6 +198,19 @@ def public_key_line(key: Any) -> str:
     cryptography Ed25519PrivateKey)."""
     raw = key.public_bytes_raw() if hasattr(key, "public_bytes_raw") else key.public_key().public_bytes_raw()
     return "ed25519:" + base64.b64encode(raw).decode()
+
+
+def exposed_key(path: str) -> str | None:
+    """A warning when the private key file may be read by other users than its owner: whoever reads
+    it can sign readings as the agent. None when only its owner may."""
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError:
+        return None  # reading it failed or will fail with its own message
+    if mode & 0o077 == 0:
+        return None
+    return (f"{path} may be read by other users (mode {mode:04o}): whoever reads it can sign readings as this "
+            f"agent; `chmod 600 {path}` (keygen writes it so)")
 
 
 def private_key_file(value: Any, ctx: Context) -> str:

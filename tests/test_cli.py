@@ -39,6 +39,20 @@ def test_watchdog_check_prints_ok_and_a_summary() -> None:
     assert all(line.startswith("blind spot: contract ") for line in result.stdout.splitlines()[1:])
 
 
+def test_agent_check_warns_of_a_key_file_others_may_read(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(EXAMPLES / "agent.toml", tmp_path / "agent.toml")
+    shutil.copytree(EXAMPLES / "secrets", tmp_path / "secrets")
+    key = tmp_path / "secrets" / "agent.key"
+    key.chmod(0o644)
+    result = run("slawatch-agent", "check", "-c", str(tmp_path / "agent.toml"))
+    assert result.returncode == 0 and result.stdout.startswith("OK ")
+    assert f"warning: {key} may be read by other users (mode 0644)" in result.stderr
+    key.chmod(0o600)
+    assert "warning" not in run("slawatch-agent", "check", "-c", str(tmp_path / "agent.toml")).stderr
+
+
 def test_watchdog_check_names_two_agent_configs_of_one_id(tmp_path: Path) -> None:
     import shutil
 
