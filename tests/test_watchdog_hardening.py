@@ -417,6 +417,33 @@ def test_reload_with_another_database_path_keeps_using_the_open_one(tmp_path: Pa
         assert answer.status == 200, answer
 
 
+def test_a_body_still_coming_when_a_reload_removes_its_agent_is_refused(tmp_path: Path) -> None:
+    """The agent's key is revoked (its [[agent]] removed, SIGHUP) while a batch it signed is being
+    read: the batch is judged by the keys in force when it is in, not when it began."""
+    config = write_config(tmp_path)
+    body = batch_body(AGENT, [reading(1)])
+    with serving(config) as served:
+        url = urlsplit(served.client.base)
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+        try:
+            conn.putrequest("POST", INGEST_PATH)
+            for name, value in sign(KEY, AGENT, new_batch_id(), INGEST_PATH, body).items():
+                conn.putheader(name, value)
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body[:10])
+            time.sleep(0.3)  # the watchdog has the headers and waits for the rest
+            write_config(tmp_path, agents=[("other-probe", public_key_line(Ed25519PrivateKey.generate()))])
+            assert asyncio.run_coroutine_threadsafe(_reload(served), served.loop).result(10)
+            conn.send(body[10:])
+            response = conn.getresponse()
+            status, answer = response.status, json.loads(response.read())
+        finally:
+            conn.close()
+        assert (status, answer["code"]) == (403, "unknown-agent")
+        assert counts(served.database)["readings"] == 0
+
+
 async def _reload(served: Served) -> bool:
     return served.watchdog.reload()
 

@@ -361,6 +361,9 @@ async def _accept(request: web.Request, watchdog: Watchdog, kind: str) -> Stored
     # that never finish would hold every place and stop all ingest.
     envelope = check_envelope(request.headers, settings.keys, max_skew_s=settings.config.max_clock_skew)
     body = await _body(request, watchdog, envelope.agent)
+    if watchdog.settings is not settings:  # reloaded while the body came: the keys in force now decide
+        settings = watchdog.settings
+        envelope = check_envelope(request.headers, settings.keys, max_skew_s=settings.config.max_clock_skew)
     body_sha256 = verify_signature(envelope, request.path, body, settings.keys)
     wait = settings.limiter.allow(envelope.agent)
     if wait:
