@@ -29,6 +29,7 @@ from .protocol import batch_body, new_batch_id
 log = logging.getLogger(__name__)
 
 RESERVE_BYTES = 4 * 2**20
+CONVERT_MAX_BYTES = 64 * 2**20  # an older spool is converted at start up to this size (a few seconds)
 # A reading stamped more than this after the agent's own clock was stamped by a clock that has since
 # been set back. The watchdog refuses it until real time catches up (it takes nothing taken after the
 # send time plus its max_clock_skew, 300 s by default), and stamping it anew would forge evidence: it is
@@ -263,13 +264,14 @@ class Spool:
 
     def _make_shrinkable(self) -> None:
         """Convert a spool made before pages were given back (auto_vacuum NONE) with a VACUUM, when
-        the disk has room for the copy that takes; else say so and go on as before."""
+        it is small (a VACUUM of a big backlog would outlast systemd's start timeout) and the disk has
+        room for the copy that takes; else say so and go on as before (a later start converts it)."""
         if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
             return
         size = self.size_bytes()
-        if shutil.disk_usage(self._reserve.parent).free < 3 * size + 2 * self._reserve_bytes:
-            log.warning("event=spool-not-shrinkable reason=%r", "no room on the disk to convert it: pages freed by "
-                        "dropping stay in the file until there is")
+        if size > CONVERT_MAX_BYTES or shutil.disk_usage(self._reserve.parent).free < 3 * size + 2 * self._reserve_bytes:
+            log.warning("event=spool-not-shrinkable bytes=%d reason=%r", size, "too big to convert at start, or no "
+                        "room on the disk for it: pages freed by dropping stay in the file until a later start")
             return
         self._db.execute("VACUUM")
         log.info("event=spool-converted bytes=%d", size)
