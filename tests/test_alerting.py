@@ -535,6 +535,85 @@ def test_a_recovery_learnt_long_after_it_happened_reports_its_real_time(tmp_path
     assert f"is up again since {until} (UTC); it was down from {since} for 01:00:00." in provider.body
 
 
+def _stored_both(store: Any, seq: int, *spans: tuple[int, int, str]) -> None:
+    """Both agents' readings every 30 s over each (start, end, status), numbered from `seq`."""
+    from slawatch.watchdog.store import Row
+
+    from .test_store import incoming
+
+    rows = [Row(seq + i, "web", ts, status, 30.0, 40.0 if status == UP else None, {},
+                None if status == UP else "HTTP 503")
+            for i, (ts, status) in enumerate((ts, status) for a, b, status in spans for ts in range(a, b, 30 * S))]
+    for agent in ("ams-probe", "fra-probe"):
+        store.store([incoming(rows, agent=agent, received_at=spans[-1][1])])
+
+
+def _decided(tmp_path: Path, now: int, periodic: bool, states: dict[str, Any] | None = None) -> Any:
+    from slawatch.config import load_watchdog
+    from slawatch.watchdog.live import Alerting
+
+    config = load_watchdog(tmp_path / "watchdog.toml")
+    alerts = Alerting(lambda: config, call=None, wake=lambda: None, clock=lambda: now)  # type: ignore[arg-type]
+    return alerts.decide({"web"}, periodic=periodic, now=now)
+
+
+def test_the_recovery_of_a_long_outage_counts_all_of_it(tmp_path: Path) -> None:
+    """Told 10 hours ago; up a minute ago: the recovery decided right after that ingest (whose quick
+    look covers 15 minutes) says 10 hours less a minute, not the 15 minutes it looked at."""
+    from slawatch.watchdog.store import Store, now_ms
+
+    write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9)})
+    now = now_ms() // MINUTE * MINUTE
+    store = Store(tmp_path / "watchdog.db")
+    _stored_both(store, 1, (now - 10 * HOUR, now - 10 * HOUR + 5 * MINUTE, DOWN))
+    opened = _decided(tmp_path, now - 10 * HOUR + 5 * MINUTE, periodic=False)
+    store.record_decisions(opened.states, opened.messages, now - 10 * HOUR, opened.silent)
+    _stored_both(store, 10_000, (now - 10 * HOUR + 5 * MINUTE, now - MINUTE, DOWN), (now - MINUTE, now, UP))
+    store.close()
+    recovered = _decided(tmp_path, now, periodic=False)
+    recovery = next(m for m in recovered.messages if m.event == "recovery" and m.party == "provider")
+    assert recovery.title == "[shop-2026] RECOVERED: shop after 09:59:00"
+
+
+def test_an_outage_begun_unseen_with_a_gap_in_its_data_is_told(tmp_path: Path) -> None:
+    """Down for 8 hours, 10 minutes of them without data, before the watchdog heard of it (it was
+    stopped): the outage is told from its real start, not skipped as begun before the window."""
+    from slawatch.watchdog.store import Store, now_ms
+
+    write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9)})
+    now = now_ms() // MINUTE * MINUTE
+    store = Store(tmp_path / "watchdog.db")
+    _stored_both(store, 1, (now - 8 * HOUR, now - 3 * HOUR, DOWN), (now - 3 * HOUR + 10 * MINUTE, now, DOWN))
+    store.close()
+    decided = _decided(tmp_path, now, periodic=True)
+    assert [(m.event, m.party) for m in decided.messages if m.event == "outage"] == [("outage", "client"),
+                                                                                    ("outage", "provider")]
+    assert decided.states["service|shop-2026|shop"]["since"] == now - 8 * HOUR
+
+
+def test_an_outage_that_recovered_long_ago_and_a_later_one_are_each_told(tmp_path: Path) -> None:
+    """Told 9 hours ago; the watchdog then heard nothing until now: up after 30 minutes, down again
+    an hour ago for 50 minutes, up since. The first recovered 8.5 hours ago after 30 minutes, and
+    the second is told apart, outage and recovery."""
+    from slawatch.watchdog.store import Store, now_ms
+
+    write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9)})
+    now = now_ms() // MINUTE * MINUTE
+    store = Store(tmp_path / "watchdog.db")
+    _stored_both(store, 1, (now - 9 * HOUR, now - 9 * HOUR + 5 * MINUTE, DOWN))
+    opened = _decided(tmp_path, now - 9 * HOUR + 5 * MINUTE, periodic=False)
+    store.record_decisions(opened.states, opened.messages, now - 9 * HOUR, opened.silent)
+    _stored_both(store, 10_000, (now - 9 * HOUR + 5 * MINUTE, now - 9 * HOUR + 30 * MINUTE, DOWN),
+                 (now - 9 * HOUR + 30 * MINUTE, now - HOUR, UP), (now - HOUR, now - 10 * MINUTE, DOWN),
+                 (now - 10 * MINUTE, now, UP))
+    store.close()
+    decided = _decided(tmp_path, now, periodic=False)
+    told = [(m.event, m.title) for m in decided.messages if m.party == "provider"]
+    assert [event for event, _ in told] == ["recovery", "outage", "recovery"]
+    assert told[0][1] == "[shop-2026] RECOVERED: shop after 00:30:00"
+    assert told[2][1] == "[shop-2026] RECOVERED: shop after 00:50:00"
+
+
 def test_a_closed_period_sends_its_report_and_a_breach_for_each_missed_objective(tmp_path: Path) -> None:
     from slawatch.config import load_watchdog
     from slawatch.watchdog.live import Alerting

@@ -183,7 +183,8 @@ class Alerting:
     def _decide_service(self, config: WatchdogConfig, reader: Reader, contract: Contract, service: Service,
                         states: dict[str, Any], decisions: Decisions, periodic: bool, now: int) -> None:
         key = f"service|{contract.id}|{service.id}"
-        live = self._live(reader, contract, service, now, periodic, outage_open="since" in (states.get(key) or {}))
+        open_since = (states.get(key) or {}).get("since")
+        live = self._live(reader, contract, service, now, periodic, None if open_since is None else int(open_since))
         state, events = alerting.decide_service(contract, service, live, states.get(key), now)
         if state != states.get(key):
             decisions.states[key] = state
@@ -204,20 +205,24 @@ class Alerting:
                 self._queue(config, contract, service, event, facts, decisions)
 
     def _live(self, reader: Reader, contract: Contract, service: Service, now: int, periodic: bool,
-              outage_open: bool) -> Live:
+              open_since: int | None) -> Live:
         """The service now. After an ingest only outage and recovery are decided, so a short window
-        does (burn rates, every 10 s, need 6 h). When the status began before the window, look
-        further back, for an outage's start and, while an outage is open, for the recovery's: a
-        watchdog that was stopped may learn of a recovery long after it happened, and the time it
-        reports must be the real one."""
+        does (burn rates, every 10 s, need 6 h). While an outage is open the window reaches back to
+        its start: its recovery (the first up run after it, however long ago: a watchdog that was
+        stopped may learn of it late) and its duration are those of the whole outage. And when the
+        status, or the outage going on now (down runs with no data between), began before the
+        window, look further back for its start."""
         lookback = alerting.LOOKBACK_MS if periodic else QUICK_LOOKBACK_MS
+        if open_since is not None:
+            lookback = max(lookback, min(LONGEST_LOOKBACK_MS, now - open_since + alerting.MINUTE))
         while True:
             runs = reader.runs_for(service.checks, now - alerting.reach_ms(service, lookback), now)
             live = alerting.service_now(contract, service, runs, now, lookback)
-            wanted = live.status == DOWN or (live.status == UP and outage_open)
-            if not wanted or not live.reached_window_start or lookback >= LONGEST_LOOKBACK_MS:
+            began_before = (live.reached_window_start and (live.status == DOWN or (live.status == UP and open_since is not None))
+                            or any(outage.cut and outage.until is None for outage in live.outages()))
+            if not began_before or lookback >= LONGEST_LOOKBACK_MS:
                 return live
-            lookback *= 4
+            lookback = min(LONGEST_LOOKBACK_MS, lookback * 4)
 
 
     def _service_facts(self, config: WatchdogConfig, reader: Reader, contract: Contract, service: Service,
