@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import sys
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -501,3 +502,44 @@ async def test_a_receiver_that_hangs_holds_only_its_own_messages(writer: Writer,
         server.close()
         for stream in stalled:
             stream.close()
+
+
+async def test_a_urls_messages_go_in_the_order_they_were_decided(writer: Writer, webhook: Webhook) -> None:
+    """The outage fails (the receiver is down); its recovery is decided during the backoff, due
+    before the outage's retry: it waits for the outage, even for a sender just restarted (which
+    holds nothing in memory), and the receiver gets the outage first."""
+    clock = Clock()
+    await webhook.down()
+    await record(writer, messages_for("client", party(webhook.url()), "shop-2026", "outage", "o|1", "OUTAGE", "b"),
+                 clock)
+    assert await sender_for(writer, clock, webhook.url()).deliver_due() == 1  # failed: retried in ~1 s
+    clock.t += 0.5
+    await record(writer, messages_for("client", party(webhook.url()), "shop-2026", "recovery", "r|1", "RECOVERY",
+                                      "b"), clock)
+    await webhook.up()
+    restarted = sender_for(writer, clock, webhook.url())
+    assert await restarted.deliver_due() == 0  # the recovery waits for the outage's retry
+    await until_dead_or_sent(restarted, writer, clock)
+    assert [post["title"] for _, post, _ in webhook.posts] == ["OUTAGE", "RECOVERY"]
+
+
+async def test_a_store_that_fails_to_record_an_attempt_does_not_make_the_sender_spin(
+        writer: Writer, webhook: Webhook, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The message was sent but its attempt could not be recorded (a full disk): it is sent again
+    only after the next look (poll_s), not over and over at once."""
+    await record(writer, messages_for("client", party(webhook.url()), "shop-2026", "outage", "o|s", "down", "b"),
+                 Clock())
+    sender = sender_for(writer, time.time, webhook.url(), poll_s=60)  # type: ignore[arg-type]
+
+    async def failing(function: Any) -> Any:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    sender.call = failing  # type: ignore[assignment]
+    task = asyncio.create_task(sender.run())
+    try:
+        await asyncio.sleep(2.0)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(webhook.posts) == 1

@@ -284,19 +284,24 @@ class Sender:
     async def _lane(self, url_hash: str, url: str | None, rows: list[OutboxRow]) -> int:
         """Attempt a URL's messages in order; after a failure the rest wait (held) until the failed
         one's next attempt, so a receiver that is down costs one attempt per backoff, not one each."""
-        attempted = 0
+        attempted, ended = 0, False
         try:
-            for row in rows:
+            for row in sorted(rows, key=lambda r: r.id):  # in the order they were decided
                 attempted += 1
                 next_at = await self._attempt(row, url)
                 if next_at is not None:
                     self._held[url_hash] = next_at
                     break
                 self._held.pop(url_hash, None)
+            ended = True
+        except Exception:  # the store failed to record an attempt: not again before the next look
+            self._held[url_hash] = self._now_ms() + round(self.poll_s * 1000)
+            raise
         finally:
             del self._lanes[url_hash]
             self._lane_ended[url_hash] = self._reads
-            self.wake()  # more of its messages may have come due meanwhile
+            if ended:
+                self.wake()  # more of its messages may have come due meanwhile
         return attempted
 
     async def _attempt(self, row: OutboxRow, url: str | None) -> int | None:

@@ -1394,15 +1394,22 @@ class Reader:
         return None if row is None else OutboxRow(*row)
 
     def due(self, now: int, limit: int = 100, skip: Sequence[str] = ()) -> list[OutboxRow]:
-        """Pending messages whose next attempt is due, oldest first, but those to the URL hashes in `skip`."""
+        """Pending messages whose next attempt is due, oldest first, but those to the URL hashes in
+        `skip`, and those decided after a message to the same URL that waits for its retry: a URL
+        gets its messages in the order they were decided (an outage before its recovery)."""
         return [OutboxRow(*row) for row in self.conn.execute(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-            f"AND url_hash NOT IN ({','.join('?' * len(skip))}) ORDER BY next_attempt_at, id LIMIT ?",
-            (now, *skip, limit))]
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox o WHERE status = 'pending' AND next_attempt_at <= ? "
+            f"AND url_hash NOT IN ({','.join('?' * len(skip))}) AND NOT EXISTS (SELECT 1 FROM outbox p "
+            "WHERE p.url_hash = o.url_hash AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > ?) "
+            "ORDER BY next_attempt_at, id LIMIT ?", (now, *skip, now, limit))]
 
     def next_due(self, skip: Sequence[str] = ()) -> int | None:
-        row = self.conn.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' "
-                                f"AND url_hash NOT IN ({','.join('?' * len(skip))})", tuple(skip)).fetchone()
+        """When the next message may go: its URL's oldest pending message's next attempt (the others
+        to that URL follow it), the earliest over the URLs not in `skip`."""
+        row = self.conn.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox o WHERE status = 'pending' "
+            f"AND url_hash NOT IN ({','.join('?' * len(skip))}) AND NOT EXISTS (SELECT 1 FROM outbox p "
+            "WHERE p.url_hash = o.url_hash AND p.status = 'pending' AND p.id < o.id)", tuple(skip)).fetchone()
         return None if row[0] is None else int(row[0])
 
     def outbox_counts(self) -> dict[str, int]:
