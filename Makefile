@@ -5,9 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: test demo bench system-deps lint clean
+# A recipe that fails leaves no target behind (a half-made .venv is made again next time).
+.DELETE_ON_ERROR:
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "slawatch needs Python 3.11 or newer")'
+	@PYTHON=$(PYTHON) bash .ci/system-deps venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
@@ -16,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 system-deps:
-	@bash .ci/system-deps
+	@PYTHON=$(PYTHON) bash .ci/system-deps
 
 test: system-deps $(STAMP)
 	$(BIN)/python -m mypy config collectors agent watchdog

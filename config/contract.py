@@ -242,7 +242,7 @@ def _build_party(values: dict[str, Any], ctx: Context) -> Party:
 
 
 def _read_notify_file(ctx: Context, name: str) -> list[Secret]:
-    path = ctx.resolve(name)
+    path = ctx.resolve_secret(name)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, ValueError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -290,6 +291,22 @@ class Context:
         """A path from the file, relative to the file's own folder."""
         path = Path(file)
         return path if path.is_absolute() else self.doc.base_dir / path
+
+    def resolve_secret(self, file: str) -> Path:
+        """The path of a secret file, as `resolve`, or the unit's credential of its name (see
+        `credential`)."""
+        return credential(self.resolve(file))
+
+
+def credential(path: Path) -> Path:
+    """Under systemd with a credential of the file's name (`LoadCredential=web.token:/etc/slawatch/
+    secrets/web.token`), the unit's copy, which its dynamic user can read; else the path itself."""
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        handed = Path(credentials) / path.name
+        if handed.is_file():
+            return handed
+    return path
 
 
 def read_secret_file(path: Path) -> str:

@@ -217,7 +217,7 @@ def private_key_file(value: Any, ctx: Context) -> str:
     """A readable file holding an Ed25519 private key."""
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"expected a file path, found {show(value)}")
-    path = ctx.resolve(value)
+    path = ctx.resolve_secret(value)
     try:
         data = path.read_bytes()
     except (OSError, ValueError) as exc:

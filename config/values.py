@@ -419,10 +419,11 @@ def raw_tables(value: Any, ctx: Context) -> list[Any]:
 
 
 def readable_file(value: Any, ctx: Context) -> str:
-    """A path (relative to the config file's folder) to a file that can be read now."""
+    """A path (relative to the config file's folder) to a file that can be read now (a CA bundle:
+    under systemd, the unit's credential of that name when there is one)."""
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"expected a file path, found {show(value)}")
-    path = ctx.resolve(value)
+    path = ctx.resolve_secret(value)
     try:
         with open(path, "rb"):
             return str(path)
@@ -479,7 +480,7 @@ def resolve_secret(values: dict[str, Any], name: str, ctx: Context, required: bo
         raise Reported
     if file is not None:
         try:
-            return secret_string(read_secret_file(ctx.resolve(file)), ctx.at(f"{name}_file"))
+            return secret_string(read_secret_file(ctx.resolve_secret(file)), ctx.at(f"{name}_file"))
         except Invalid as exc:
             ctx.at(f"{name}_file").error(str(exc))
             raise Reported from None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .contract import Contract, load_contract
-from .document import Context, Document, Field, Invalid, Reported, os_reason, show
+from .document import Context, Document, Field, Invalid, Reported, credential, os_reason, show
 from .errors import ConfigError, Problem
 from .values import (
     duration, format_duration, identifier, list_of, number, one_of, path_value, public_key, raw_table, raw_tables, size, string,
@@ -153,6 +153,9 @@ def load_watchdog(path: Path | str, agent_checks: Mapping[str, Collection[str]] 
     top = doc.table(doc.data, TOP, (), partial=True) or {}
     head = doc.table(top["watchdog"], WATCHDOG, ("watchdog",), partial=True) if "watchdog" in top else None
     if head is not None:
+        for name in ("tls_cert_file", "tls_key_file"):
+            if head.get(name) is not None:
+                head[name] = str(credential(Path(head[name])))
         _check_tls(doc, head)
     agents = _unique_list(doc, top.get("agent", []), "agent", AGENT, lambda v, c: AgentKey(**v))
     users = _unique_list(doc, top.get("user", []), "user", USER, _user)

@@ -108,11 +108,18 @@ def snmpd_conf(agent: Snmpd, persistent: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def snmpd_path() -> str:
+    """Debian's snmpd, in /usr/sbin: not on a user's PATH but root's."""
+    found = shutil.which("snmpd", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+    if found is None:
+        pytest.fail("snmpd is not installed: `make test` installs it (apt-get install snmpd snmp)")
+    return found
+
+
 @contextmanager
 def running_snmpd(folder: Path) -> Iterator[Snmpd]:
     """Debian snmpd with a generated config and a private persistent dir (users are per run)."""
-    if shutil.which("snmpd") is None:
-        pytest.fail("snmpd is not installed: `make test` installs it (apt-get install snmpd snmp)")
+    snmpd = snmpd_path()
     agent = Snmpd(port=free_udp_port(), suffix=uuid.uuid4().hex[:8])
     persistent = folder / "persist"
     persistent.mkdir()
@@ -122,7 +129,7 @@ def running_snmpd(folder: Path) -> Iterator[Snmpd]:
     log = folder / "snmpd.log"
     with log.open("wb") as out:
         # -C: this config only; -M /dev/null: no MIB loading; -I -smux: no TCP port 199
-        process = subprocess.Popen(["snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null",
+        process = subprocess.Popen([snmpd, "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null",
                                     "-I", "-smux", f"udp:127.0.0.1:{agent.port}"],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     try:

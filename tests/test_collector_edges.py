@@ -26,7 +26,7 @@ from slawatch.config import HostCheck, SnmpCheck
 from slawatch.config.values import Secret
 
 from .http_peers import peer_app, serve, server_context
-from .snmp_peers import free_udp_port, running_snmpsim, stop, wait_for_agent
+from .snmp_peers import free_udp_port, running_snmpsim, snmpd_path, stop, wait_for_agent
 from .test_http import check as http_check
 from .test_snmp import snmp_check
 
@@ -201,7 +201,7 @@ async def test_snmpv3_over_ipv6(vantage: Vantage, tmp_path: Path) -> None:
     env = os.environ | {"SNMP_PERSISTENT_DIR": str(tmp_path / "persist")}
     log = tmp_path / "snmpd.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(["snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null", "-I", "-smux",
+        process = subprocess.Popen([snmpd_path(), "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null", "-I", "-smux",
                                     f"udp:127.0.0.1:{port},udp6:[::1]:{port}"],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     try:

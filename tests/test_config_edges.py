@@ -123,3 +123,26 @@ def test_evidence_export_to_a_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr, result.stderr[-300:]
     assert result.returncode in (1, 2)
     assert target.read_text() == "keep me\n"
+
+
+def test_secret_files_are_read_from_the_units_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under systemd the dynamic user cannot read the root-only files agent.toml names; the unit hands
+    them over as credentials of the same names (LoadCredential=), and those are read."""
+    import os
+
+    from slawatch.config import load_agent
+
+    handed = tmp_path / "credentials"
+    handed.mkdir()
+    (handed / "agent.key").write_bytes(pem_private_key(os.urandom(32)))
+    (handed / "web.token").write_text("s3cret-token\n")
+    (tmp_path / "agent.toml").write_text(
+        '[agent]\nid = "probe"\nspool = "spool.db"\nkey_file = "/etc/slawatch-absent/agent.key"\n'
+        '[watchdog]\nurl = "http://127.0.0.1:8470"\n'
+        '[[check]]\nid = "web"\ntype = "http"\nurl = "http://127.0.0.1:1/"\ntoken_file = "/etc/slawatch-absent/web.token"\n')
+    with pytest.raises(ConfigError):
+        load_agent(tmp_path / "agent.toml")  # not under systemd: the files named are read, and are absent
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(handed))
+    config = load_agent(tmp_path / "agent.toml")
+    assert config.key_file == str(handed / "agent.key")
+    assert config.checks[0].token == "s3cret-token"  # type: ignore[attr-defined]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,24 @@ def test_demo_runs_and_verifies(tmp_path: Path) -> None:
     for party in ("client", "provider"):  # the day's evidence anchor, through Apprise to the demo's receiver
         assert f"alert to the {party}: [slawatch] Evidence chain head for" in result.stdout
     assert (tmp_path / "demo" / "watchdog.db").exists()
+
+
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole foreground group: the demo alone takes it and stops
+    the agents, then the watchdog, each with SIGTERM, every one exiting 0."""
+    demo = subprocess.Popen([sys.executable, "-m", "slawatch.watchdog.demo", "--dir", str(tmp_path / "demo"),
+                             "--port-offset", "41"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            if line.startswith("demo: dashboard on"):
+                break
+        time.sleep(3)  # the agents are running
+        os.killpg(demo.pid, signal.SIGINT)
+        out, _ = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    assert demo.returncode == 0, out
+    assert "demo stopped (exit codes [0, 0, 0]); evidence verify: OK" in out

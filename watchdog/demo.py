@@ -219,8 +219,10 @@ async def run(folder: Path, seconds: float | None) -> int:
     runner, smtp = await provider()
     logs = (folder / "logs")
     logs.mkdir(exist_ok=True)
+    # Each daemon in a session of its own: Ctrl-C reaches the demo only, which stops them in order.
     processes = [subprocess.Popen([str(BIN / "slawatch-watchdog"), "run", "-c", str(config)],
-                                  stdout=subprocess.DEVNULL, stderr=(logs / "watchdog.log").open("ab"))]
+                                  stdout=subprocess.DEVNULL, stderr=(logs / "watchdog.log").open("ab"),
+                                  start_new_session=True)]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
@@ -229,7 +231,8 @@ async def run(folder: Path, seconds: float | None) -> int:
         await _wait_healthy(processes[0])
         for agent in AGENTS:
             processes.append(subprocess.Popen([str(BIN / "slawatch-agent"), "run", "-c", str(folder / f"{agent}.toml")],
-                                              stdout=subprocess.DEVNULL, stderr=(logs / f"{agent}.log").open("ab")))
+                                              stdout=subprocess.DEVNULL, stderr=(logs / f"{agent}.log").open("ab"),
+                                              start_new_session=True))
         print(f"demo: dashboard on http://127.0.0.1:{PORTS['watchdog']} (client manager: {VIEWER_USER} / "
               f"{VIEWER_PASSWORD}; admin: {DEMO_USER} / {DEMO_PASSWORD}); "
               f"provider on 127.0.0.1:{PORTS['provider']} (its shop fails {OUTAGE_FOR_S} s every "
