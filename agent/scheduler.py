@@ -25,6 +25,7 @@ Record = Callable[[Reading], Awaitable[None]]
 # Runs start on a 250 ms grid. Consecutive starts of a check are then at most interval + 0.25 s
 # apart, well inside the 1.5 × interval a reading covers (intervals are at least 1 s).
 TICK_S = 0.25
+CANARY_HISTORY = 64  # a canary's readings kept to judge the others by the one in force when they were taken
 
 
 def offset(agent: str, check: str, interval: float) -> float:
@@ -63,9 +64,16 @@ class Scheduler:
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Canaries first: of the checks due together they start first, so a canary reading covers
+        # the others' time (see _through_canaries).
+        self.checks = sorted(self.checks, key=lambda c: c.id not in self.canaries)
         self._free = self.concurrency                   # run slots not in use
         self._waiting: deque[CheckConfig] = deque()     # due, waiting for a free slot, in order
         self._queued: set[str] = set()
+        self._missed: set[str] = set()                  # slot came while the previous run went on
+        self._launched: dict[str, float] = {}           # check id -> wall time its running run started
+        self._history: dict[str, deque[Reading]] = {}   # canary -> its recent readings, oldest first
+        self._stopping = False
         self.stats = {c.id: CheckStats() for c in self.checks}
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -74,6 +82,11 @@ class Scheduler:
         try:
             await stopping.wait()
         finally:
+            # Nothing new starts from here on: a cancelled run frees its slot, and a check waiting
+            # for one must not start then, under a schedule already stopped (a reload's old one).
+            self._stopping = True
+            self._waiting.clear()
+            self._queued.clear()
             running = list(self._running.values())
             for task in [loop, *running]:
                 task.cancel()
@@ -102,10 +115,18 @@ class Scheduler:
     def _due(self, check: CheckConfig) -> None:
         """A check's slot came: run it now, or as soon as a run slot is free (in order of coming
         due). The loop itself never waits, so hanging checks cannot hold up healthy ones. A slot
-        missed because the previous run is still going or still waiting is skipped and counted."""
+        missed because the previous run is still waiting for a run slot is skipped and counted; one
+        missed because the previous run is still going starts as soon as that run ends (a check
+        whose timeout is close to its interval, against a target that hangs, would otherwise skip
+        every other slot: a gap in its readings, unknown time, in the middle of an outage)."""
+        if self._stopping:
+            return
         stats = self.stats[check.id]
         if check.id in self._running or check.id in self._queued:
-            stats.skipped += 1
+            if check.id in self._running:
+                self._missed.add(check.id)
+            else:
+                stats.skipped += 1
             if not stats.overran:
                 stats.overran = True
                 log.warning("event=check-overrun check=%s interval_s=%g skipped=%d", check.id, check.interval,
@@ -113,12 +134,16 @@ class Scheduler:
             return
         if self._free > 0:
             self._launch(check)
+        elif check.id in self.canaries:  # a canary goes first: it tells whether the others can see
+            self._waiting.appendleft(check)
+            self._queued.add(check.id)
         else:
             self._waiting.append(check)
             self._queued.add(check.id)
 
     def _launch(self, check: CheckConfig) -> None:
         self._free -= 1
+        self._launched[check.id] = time.time()
         task = asyncio.create_task(self._run(check), name=f"run:{check.id}")
         self._running[check.id] = task
         task.add_done_callback(lambda done: self._finished(check.id, done))
@@ -126,7 +151,7 @@ class Scheduler:
     def _release(self) -> None:
         """A run slot came free: start the check that has waited longest."""
         self._free += 1
-        while self._free > 0 and self._waiting:
+        while self._free > 0 and self._waiting and not self._stopping:
             check = self._waiting.popleft()
             self._queued.discard(check.id)
             self._launch(check)
@@ -142,31 +167,60 @@ class Scheduler:
             self._release()
         stats = self.stats[check.id]
         stats.runs += 1
-        reading = self._through_canaries(check, reading)
-        if reading.status != stats.last_status:
-            self._log_change(check, stats.last_status, reading)
-            stats.last_status = reading.status
-        # The check is free to run again while its reading waits for the spool: a slow disk must
-        # not turn into skipped runs.
-        self._finished(check.id, asyncio.current_task())  # type: ignore[arg-type]
         try:
-            await self.record(reading)
-        except Exception as exc:  # the spool failed even after making room: say exactly what is lost
-            log.error("event=reading-lost check=%s ts=%s status=%s error=%r", check.id, reading.ts.isoformat(),
-                      reading.status, exc)
+            await self._canaries_covering(check, reading)
+        finally:  # stopped meanwhile: decided with what is known, and recorded all the same
+            reading = self._through_canaries(check, reading)
+            if reading.status != stats.last_status:
+                self._log_change(check, stats.last_status, reading)
+                stats.last_status = reading.status
+            # The check is free to run again while its reading waits for the spool: a slow disk must
+            # not turn into skipped runs.
+            self._finished(check.id, asyncio.current_task())  # type: ignore[arg-type]
+            if check.id in self._missed:  # its slot came while it ran: it runs again now
+                self._missed.discard(check.id)
+                self._due(check)
+            try:
+                await self.record(reading)
+            except Exception as exc:  # the spool failed even after making room: say exactly what is lost
+                log.error("event=reading-lost check=%s ts=%s status=%s error=%r", check.id, reading.ts.isoformat(),
+                          reading.status, exc)
+
+    async def _canaries_covering(self, check: CheckConfig, reading: Reading) -> None:
+        """Wait for the canary runs that began before this reading was taken: their readings say
+        whether the agent could see out then (a check failing fast while a canary times out)."""
+        if check.id in self.canaries:
+            return
+        taken = reading.ts.timestamp()
+        covering = [task for name, task in self._running.items()
+                    if name in self.canaries and self._launched.get(name, math.inf) <= taken]
+        if covering:
+            await asyncio.wait(covering)
 
     def seed_canaries(self, readings: dict[str, Reading]) -> None:
-        self._latest_canary.update({k: v for k, v in readings.items() if k in self.canaries})
+        for name, reading in readings.items():
+            if name in self.canaries:
+                self._remember_canary(reading)
 
     def canary_readings(self) -> dict[str, Reading]:
         """The latest reading of each canary (handed to the next schedule on reload)."""
         return dict(self._latest_canary)
 
+    def _remember_canary(self, reading: Reading) -> None:
+        self._latest_canary[reading.check] = reading
+        self._history.setdefault(reading.check, deque(maxlen=CANARY_HISTORY)).append(reading)
+
     def _through_canaries(self, check: CheckConfig, reading: Reading) -> Reading:
+        """A canary's reading is kept; another's is unknown while, at the time it was taken, every
+        canary's reading in force (the latest taken by then) was down: the network that came back
+        while a check hung does not make its failure the provider's."""
         if check.id in self.canaries:
-            self._latest_canary[check.id] = reading
+            self._remember_canary(reading)
             return reading
-        reason = blind_reason(self.canaries, self._latest_canary)
+        in_force = {name: found for name in self.canaries
+                    if (found := next((r for r in reversed(self._history.get(name, ())) if r.ts <= reading.ts),
+                                      None)) is not None}
+        reason = blind_reason(self.canaries, in_force)
         return as_unknown(reading, reason) if reason else reading
 
     def _log_change(self, check: CheckConfig, before: str | None, reading: Reading) -> None:

@@ -175,3 +175,74 @@ def test_until_every_canary_has_reported_the_agent_cannot_tell() -> None:
     assert blind_reason(["gw", "dns"], {"gw": up}) == "canaries not checked yet (dns)"
     assert blind_reason(["gw"], {"gw": up}) is None
     assert blind_reason([], {}) is None
+
+
+async def test_a_stopped_schedule_starts_nothing_more(silent: tuple[Silent, int]) -> None:
+    """Stopping (a reload's old schedule, SIGTERM) cancels the running checks; the ones waiting for a
+    run slot do not start as those free theirs."""
+    _, port = silent
+    readings: list[Reading] = []
+
+    async def record(reading: Reading) -> None:
+        readings.append(reading)
+
+    checks = [banner_check(f"slow-{i}", port, interval=10.0, timeout=2.0) for i in range(4)]
+    async with Vantage("probe") as vantage:
+        scheduler = Scheduler("probe", checks, vantage, record, concurrency=2)
+        await run_for(scheduler, 0.5)
+        await asyncio.sleep(3.0)  # a check started by a cancelled one would have a reading by now
+    assert readings == []
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("run:")]
+
+
+async def test_a_check_whose_run_outlasts_its_slot_runs_again_as_it_ends(silent: tuple[Silent, int]) -> None:
+    """Timeout as long as the interval, against a target that hangs: each run takes the whole
+    interval, and the next starts as it ends instead of skipping a slot, so the readings cover the
+    outage without gaps (1.5 intervals each)."""
+    _, port = silent
+    readings: list[Reading] = []
+
+    async def record(reading: Reading) -> None:
+        readings.append(reading)
+
+    async with Vantage("probe") as vantage:
+        await run_for(Scheduler("probe", [banner_check("hang", port, interval=1.0, timeout=1.0)], vantage, record),
+                      6.5)
+    starts = sorted(r.ts for r in readings)
+    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
+    assert len(starts) >= 5 and all(r.status == "down" for r in readings)
+    assert max(gaps) < 1.5, gaps
+
+
+async def test_a_reading_is_judged_by_the_canary_reading_in_force_when_it_was_taken() -> None:
+    """The gateway is down; a check starts, blind, and hangs; the network comes back and the gateway's
+    next reading is up before the check ends. The check's reading was taken while every canary was
+    down: unknown, not the provider's outage."""
+    gateway = socket.socket()
+    gateway.bind(("127.0.0.1", 0))
+    gateway_port = gateway.getsockname()[1]  # bound, not listening: refused, the gateway is down
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(16)  # takes the connection, never sends the banner
+    readings: list[Reading] = []
+
+    async def record(reading: Reading) -> None:
+        readings.append(reading)
+
+    canary = TcpCheck(id="gateway", type="tcp", interval=1.0, timeout=0.5, host="127.0.0.1", port=gateway_port)
+    service = banner_check("web", hanging.getsockname()[1], interval=10.0, timeout=2.0)
+    async with Vantage("probe") as vantage:
+        scheduler = Scheduler("probe", [service, canary], vantage, record, canaries=["gateway"])
+        stopping = asyncio.Event()
+        task = asyncio.create_task(scheduler.run(stopping))
+        await asyncio.sleep(0.5)
+        gateway.listen(16)  # the network is back: the gateway's next reading is up
+        await asyncio.sleep(2.5)
+        stopping.set()
+        await task
+    gateway.close()
+    hanging.close()
+    gateway_seen = [(r.ts, r.status) for r in sorted(readings, key=lambda r: r.ts) if r.check == "gateway"]
+    assert gateway_seen[0][1] == "down" and "up" in [status for _, status in gateway_seen]
+    [web] = [r for r in readings if r.check == "web"]
+    assert web.status == "unknown" and web.error is not None and "observed down" in web.error
