@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import base64
 import hashlib
 import json
 import re
@@ -187,15 +188,46 @@ def test_export_verifies_with_the_readme_snippet(received: tuple[Served, Path], 
     checked = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=out, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     with Reader(served.database) as reader:
-        assert checked.stdout.strip() == f"all batches verify; chain head {reader.head()[1].hex()}"
-    # an altered export fails the same snippet
+        head = reader.head()[1].hex()
+    assert checked.stdout.strip() == f"all 5 batches verify (0 imported, unsigned); chain head {head}"
+    # a batch that drops its signature (re-chained) fails it, also with asserts off (python -O)
     lines = (out / "batches.jsonl").read_text().splitlines()
+    unsigned = [json.loads(line) for line in lines]
+    previous = bytes.fromhex((out / "previous_hash.txt").read_text().strip())
+    for entry in unsigned:
+        entry["signature"] = None
+        previous = hashlib.sha256(previous + bytes.fromhex(entry["body_sha256"])).digest()
+        entry["hash"] = previous.hex()
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    for name in ("public_keys.json", "previous_hash.txt"):
+        (forged / name).write_bytes((out / name).read_bytes())
+    (forged / "batches.jsonl").write_text("".join(json.dumps(e) + "\n" for e in unsigned))
+    refused = subprocess.run([sys.executable, "-O", "-c", snippet.group(1)], cwd=forged, capture_output=True, text=True)
+    assert refused.returncode != 0 and "a received batch without a signature" in refused.stderr
+    # an altered export fails the same snippet
     entry = json.loads(lines[1])
     entry["sent"] = entry["sent"].replace("Z", "+00:00")
     lines[1] = json.dumps(entry)
     (out / "batches.jsonl").write_text("\n".join(lines) + "\n")
     failed = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=out, capture_output=True, text=True)
     assert failed.returncode != 0 and "InvalidSignature" in failed.stderr
+    # an export into that folder again is refused and leaves it as it was
+    before = (out / "batches.jsonl").read_text()
+    again = watchdog("evidence", "export", "-c", str(config), "--to", str(out))
+    assert again.returncode == 1 and "is not empty" in again.stderr
+    assert (out / "batches.jsonl").read_text() == before
+
+
+def test_export_of_a_period_with_no_batch_continues_the_chain(received: tuple[Served, Path], tmp_path: Path) -> None:
+    served, config = received
+    later = watchdog("evidence", "export", "-c", str(config), "--from", "2099-01-01", "--to", str(tmp_path / "e"))
+    assert later.returncode == 0 and "exported 0 batches" in later.stdout
+    with Reader(served.database) as reader:
+        assert (tmp_path / "e" / "previous_hash.txt").read_text().strip() == reader.head()[1].hex()
+    backwards = watchdog("evidence", "export", "-c", str(config), "--from", "2026-11-02", "--until", "2026-11-01",
+                         "--to", str(tmp_path / "f"))
+    assert backwards.returncode == 2 and "--until (2026-11-01) must come after --from (2026-11-02)" in backwards.stderr
 
 
 def test_export_of_a_time_range_starts_from_the_previous_hash(received: tuple[Served, Path],
@@ -215,3 +247,59 @@ def test_export_of_a_time_range_starts_from_the_previous_hash(received: tuple[Se
     assert checked.returncode == 0, checked.stderr
     bad = watchdog("evidence", "export", "-c", str(config), "--from", "yesterday", "--to", str(out))
     assert bad.returncode == 2 and "--from: expected a date" in bad.stderr
+
+
+def test_export_of_a_period_takes_the_batches_of_its_readings_however_late_they_came(tmp_path: Path) -> None:
+    """A backlog of a day's readings arrives three days later: the day's export holds it (and every
+    batch between), not only the batches received that day."""
+    from slawatch.watchdog.evidence import export
+    from slawatch.watchdog.store import DAY_MS, Store
+
+    from .test_store import AGENT as STORE_AGENT
+    from .test_store import PUBLIC_KEY, T0, incoming, regular, stored
+
+    store = Store(tmp_path / "w.db")
+    stored(store, incoming(regular(1, 10), received_at=T0 + 60_000))                  # on the day
+    stored(store, incoming(regular(100, 10, start=DAY_MS), received_at=T0 + DAY_MS))  # the next day's
+    stored(store, incoming(regular(11, 10, start=3600_000), received_at=T0 + 3 * DAY_MS))  # the day's backlog
+    store.close()
+    keys = {STORE_AGENT: ("ed25519:" + base64.b64encode(PUBLIC_KEY).decode(),)}
+    with Reader(tmp_path / "w.db") as reader:
+        count = export(reader, keys, T0, T0 + DAY_MS, tmp_path / "out")
+    assert count == 3
+    assert [json.loads(line)["evidence"] for line in (tmp_path / "out" / "batches.jsonl").read_text().splitlines()] \
+        == [1, 2, 3]
+
+
+def test_an_import_file_that_starts_with_a_bom_imports_its_first_line(config: Path, tmp_path: Path) -> None:
+    file = tmp_path / "history.jsonl"
+    file.write_bytes(b"\xef\xbb\xbf" + "".join(line + "\n" for line in history(3)).encode())
+    result = watchdog("import", "-c", str(config), str(file))
+    assert result.returncode == 0, result.stderr
+    assert "imported 3 readings" in result.stdout
+
+
+def test_an_import_file_written_to_between_its_two_passes_imports_nothing(config: Path, tmp_path: Path) -> None:
+    """The first pass checks the lines, the second stores them: a file still being written (a line
+    completed, one appended) must not slip lines past the check."""
+    from slawatch.config import load_watchdog
+    from slawatch.watchdog.evidence import import_readings, scan_jsonl
+    from slawatch.watchdog.store import Store, migrate, now_ms
+
+    loaded = load_watchdog(config)
+    migrate(loaded.database)
+    lines = history(4)
+    file = tmp_path / "history.jsonl"
+    file.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # the last line half written
+    agents, latest = {AGENT}, now_ms() + 300_000
+    scan = scan_jsonl(file, agents, latest)
+    assert (scan.good, [bad.line for bad in scan.bad]) == (2, [3])
+    file.write_text("\n".join(lines) + "\n")  # completed meanwhile, and one more
+    store = Store(loaded.database)
+    try:
+        with pytest.raises(ValueError, match="the file changed since its lines were checked"):
+            import_readings(store, file, scan, agents, latest)
+    finally:
+        store.close()
+    with Reader(loaded.database) as reader:
+        assert reader.count("readings") == 0 and reader.count("evidence") == 0

@@ -20,7 +20,7 @@ from slawatch.config.cli import (
     EXIT_CONFIG, EXIT_FAILED, EXIT_OK, add_commands, parser, run,
 )
 
-from .evidence import export, import_readings, scan_jsonl, verify_chain, verify_intervals
+from .evidence import FileChanged, export, import_readings, scan_jsonl, verify_chain, verify_intervals
 from .outbox import deliver, message_status, shown
 from .passwords import hash_password
 from .periods import parse_period, period_at
@@ -130,6 +130,9 @@ def import_command(args: argparse.Namespace) -> int:
     store = Store(config.database)
     try:
         stored, duplicates = import_readings(store, path, scan, agents, latest)
+    except FileChanged as exc:
+        print(f"{path}: {exc}; nothing imported", file=sys.stderr)
+        return EXIT_FAILED
     except (sqlite3.Error, OSError, ValueError) as exc:
         print(f"{path}: the store failed ({exc}); nothing imported", file=sys.stderr)
         return EXIT_FAILED
@@ -179,6 +182,8 @@ def evidence_command(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         try:
             start, end = _day(args.start, "--from"), _day(args.end, "--until")
+            if start >= end:
+                raise ValueError(f"--until ({args.end}) must come after --from ({args.start})")
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return EXIT_CONFIG

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import datetime as dt
 import hashlib
 import json
 import textwrap
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -19,7 +21,7 @@ from slawatch.collectors.reading import Reading, parse_ts
 
 from .ingest import rows, ts_ms
 from .intervals import clip, runs_of
-from .store import GENESIS, EvidenceRow, Incoming, Reader, Row, Store, chain_hash, now_ms
+from .store import DAY_MS, GENESIS, EvidenceRow, Incoming, Reader, Row, Store, chain_hash, now_ms
 
 IMPORT_BATCH = 1000  # readings per evidence record of an import
 IMPORT_GROUP = 50    # evidence records gathered before their intervals and rollups are written
@@ -174,17 +176,35 @@ def _readings_problem(reader: Reader, row: EvidenceRow, result: Verified, held: 
 
 
 def export(reader: Reader, keys: KeyLines, start: int, end: int, folder: Path) -> int:
-    """Write the batches received in [start, end) with the agents' public keys and a README.
+    """Write the batches of the period [start, end) with the agents' public keys and a README: those
+    received in it, and those that brought readings taken in it or within a day of it (a period
+    in any timezone, and the readings holding into it; a backlog or an import arrives late), and
+    the whole chain between the first of them and the last. Into a new or empty folder: a failure
+    leaves nothing behind.
 
     Raise ValueError when a batch was signed with a key watchdog.toml does not list: a third
     party must get the keys from the configuration, not from the database being checked."""
+    if folder.is_dir() and any(folder.iterdir()):
+        raise ValueError(f"{folder} is not empty: name a new or empty folder (an earlier export is not overwritten)")
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _export(reader, keys, start, end, folder)
+    except BaseException:
+        for name in ("batches.jsonl", "public_keys.json", "previous_hash.txt", "README.md"):
+            (folder / name).unlink(missing_ok=True)
+        raise
+
+
+def _export(reader: Reader, keys: KeyLines, start: int, end: int, folder: Path) -> int:
     count = 0
     first_previous: bytes | None = None
     used: set[str] = set()
-    # The chain from the first batch received in [start, end) to the last, whole: receive times come
-    # from the watchdog's clock, which may have stepped back in between.
-    span = reader.evidence_span(start, end)
+    # The chain from the first such batch to the last, whole: receive times come from the
+    # watchdog's clock, which may have stepped back in between.
+    spans = [s for s in (reader.evidence_span(start, end),
+                         reader.evidence_span_of_readings(max(start, -2**62 + DAY_MS) - DAY_MS,
+                                                          min(end, 2**62 - DAY_MS) + DAY_MS)) if s]
+    span = (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
     with (folder / "batches.jsonl").open("w", encoding="utf-8") as out:
         for row in (reader.evidence(*span) if span else ()):
             if first_previous is None:
@@ -206,7 +226,8 @@ def export(reader: Reader, keys: KeyLines, start: int, end: int, folder: Path) -
             count += 1
     (folder / "public_keys.json").write_text(
         json.dumps({agent: list(keys[agent]) for agent in sorted(used)}, indent=2) + "\n")
-    (folder / "previous_hash.txt").write_text((first_previous or GENESIS).hex() + "\n")
+    # With no batch, the chain as it stood at the period's start: a later export continues from it.
+    (folder / "previous_hash.txt").write_text((first_previous or reader.head_before(start)).hex() + "\n")
     (folder / "README.md").write_text(README.format(
         count=count, start=_bound(start, "the start of the chain"), end=_bound(end, "the export"), version=VERSION))
     return count
@@ -223,7 +244,8 @@ def _iso(ms: int) -> str:
 README = textwrap.dedent('''\
     # slawatch evidence export
 
-    {count} batches received from {start} to {end}, in chain order.
+    {count} batches, in chain order: those received from {start} to {end}, those that brought
+    readings taken then or within a day of it, and every batch between the first and the last.
 
     - `batches.jsonl`: one batch per line: `body` (base64 of the exact bytes the agent sent),
       `signature` (base64 Ed25519, null for history imported from a file), `sent`, `path`,
@@ -231,7 +253,8 @@ README = textwrap.dedent('''\
     - `public_keys.json`: each agent's public keys (`ed25519:<base64>`) as configured on the watchdog,
       the current one first, then earlier ones (key changes). Compare them with the keys the
       agents' owners printed with `slawatch-agent keygen`. Each batch names the one it was signed with.
-    - `previous_hash.txt`: the chain hash before the first batch here (64 zeros at the chain's start).
+    - `previous_hash.txt`: the chain hash before the first batch here (64 zeros at the chain's start;
+      with no batch here, the chain hash as it stood at the start).
 
     Each batch was signed over these lines, joined by newlines:
     `{version}`, the agent id, the batch id, the `sent` time, the request path, and the hex SHA-256
@@ -244,27 +267,41 @@ README = textwrap.dedent('''\
 
     keys = json.load(open("public_keys.json"))
     previous = bytes.fromhex(open("previous_hash.txt").read().strip())
+    heads, imported = {{}}, 0
     for line in open("batches.jsonl"):
         b = json.loads(line)
         body = base64.b64decode(b["body"])
         digest = hashlib.sha256(body).digest()
-        signature = base64.b64decode(b["signature"]) if b["signature"] else b""
-        if signature:
-            assert b["public_key"] in keys[b["agent"]], f"batch {{b['batch']}}: signed with an unlisted key"
+        if b["signature"] is None:  # only history imported from a file has none
+            if b["kind"] != "import":
+                raise SystemExit(f"batch {{b['batch']}}: a received batch without a signature")
+            imported += 1
+            signature = b""
+        else:
+            signature = base64.b64decode(b["signature"])
+            if b["public_key"] not in keys.get(b["agent"], []):
+                raise SystemExit(f"batch {{b['batch']}}: signed with a key not listed for {{b['agent']}}")
             key = Ed25519PublicKey.from_public_bytes(base64.b64decode(b["public_key"].split(":", 1)[1]))
             message = "\\n".join(["{version}", b["agent"], b["batch"], b["sent"], b["path"], digest.hex()])
             key.verify(signature, message.encode())  # raises InvalidSignature if forged
         previous = hashlib.sha256(previous + digest + signature).digest()
-        assert previous.hex() == b["hash"], f"chain broken at batch {{b['batch']}}"
-    print("all batches verify; chain head", previous.hex())
+        if previous.hex() != b["hash"]:
+            raise SystemExit(f"chain broken at batch {{b['batch']}}")
+        heads[b["evidence"]] = previous.hex()
+    print(f"all {{len(heads)}} batches verify ({{imported}} imported, unsigned); chain head", previous.hex())
     ```
 
-    The chain head printed last must equal the head the watchdog sent both parties (the daily
-    anchor, and the one in every report) for the log to be the one they were shown.
+    Each daily anchor, and every report, names the chain head and how many batches the chain held
+    then (`batches`): `heads[batches]` must equal that head (the export must reach that batch), for
+    the log to be the one both parties were shown.
     ''')
 
 
 # --- import -----------------------------------------------------------------------------------
+
+class FileChanged(ValueError):
+    """An import file that is not the one its first pass checked."""
+
 
 @dataclass(frozen=True)
 class BadLine:
@@ -278,14 +315,20 @@ class Scan:
 
     good: int = 0
     bad: list[BadLine] = field(default_factory=list)
+    sha256: str = ""  # of the file as read: the second pass must read the same
 
 
-def _lines(path: Path, agents: Collection[str], latest_ms: int) -> Iterator[tuple[int, tuple[Reading, Row] | BadLine]]:
+def _lines(path: Path, agents: Collection[str], latest_ms: int,
+           digest: Any = None) -> Iterator[tuple[int, tuple[Reading, Row] | BadLine]]:
     """Each non-empty line of a JSON-lines file as a reading (and its store row), or as the reason
-    it is none."""
+    it is none; `digest` (a hashlib object) takes every byte read."""
     seen: dict[tuple[str, int], int] = {}
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
+            if digest is not None:
+                digest.update(raw)
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):  # a BOM some editors write first
+                raw = raw[len(codecs.BOM_UTF8):]
             if not raw.strip():
                 continue
             try:
@@ -322,6 +365,7 @@ def scan_jsonl(path: Path, agents: Collection[str], latest_ms: int, reader: Read
     among them those that contradict a reading the store holds (`reader`)."""
     scan = Scan()
     pending: list[tuple[int, str, Row]] = []
+    digest = hashlib.sha256()
 
     def against_store() -> None:
         contradicting = _contradicting(reader, pending) if reader is not None else []
@@ -329,7 +373,7 @@ def scan_jsonl(path: Path, agents: Collection[str], latest_ms: int, reader: Read
         scan.good -= len(contradicting)
         pending.clear()
 
-    for number, item in _lines(path, agents, latest_ms):
+    for number, item in _lines(path, agents, latest_ms, digest):
         if isinstance(item, BadLine):
             scan.bad.append(item)
             continue
@@ -339,6 +383,7 @@ def scan_jsonl(path: Path, agents: Collection[str], latest_ms: int, reader: Read
             against_store()
     against_store()
     scan.bad.sort(key=lambda bad: bad.line)
+    scan.sha256 = digest.hexdigest()
     return scan
 
 
@@ -363,18 +408,21 @@ def import_readings(store: Store, path: Path, scan: Scan, agents: Collection[str
     """Second pass: store the good lines through the ingest path, one evidence record per agent
     and 1,000 readings, marked as imported, all in one transaction (a failure imports nothing);
     (stored, already present)."""
-    results = store.store_atomically(_groups(path, agents, latest_ms, {bad.line for bad in scan.bad}))
+    results = store.store_atomically(_groups(path, agents, latest_ms, {bad.line for bad in scan.bad}, scan.sha256))
     stored = sum(0 if r.resend else r.ack["stored"] for r, _ in results)
     duplicates = sum(count if r.resend else r.ack["duplicates"] + r.ack["reused_seqs"] for r, count in results)
     return stored, duplicates
 
 
-def _groups(path: Path, agents: Collection[str], latest_ms: int,
-            bad: Collection[int]) -> Iterator[list[tuple[Incoming, int]]]:
-    """Evidence records of up to 1,000 readings of one agent, IMPORT_GROUP at a time."""
+def _groups(path: Path, agents: Collection[str], latest_ms: int, bad: Collection[int],
+            checked_sha256: str) -> Iterator[list[tuple[Incoming, int]]]:
+    """Evidence records of up to 1,000 readings of one agent, IMPORT_GROUP at a time. Raise
+    ValueError, before the last group (so the transaction imports nothing), when the file is not
+    the one the first pass checked (written to since)."""
     pending: dict[str, list[tuple[int, Reading, Row]]] = {}
     group: list[tuple[Incoming, int]] = []
-    for number, item in _lines(path, agents, latest_ms):
+    digest = hashlib.sha256()
+    for number, item in _lines(path, agents, latest_ms, digest):
         if isinstance(item, BadLine) or number in bad:
             continue
         reading, row = item
@@ -386,6 +434,9 @@ def _groups(path: Path, agents: Collection[str], latest_ms: int,
                 yield group
                 group = []
     group += [_record(path, agent, chunk) for agent, chunk in pending.items()]
+    if digest.hexdigest() != checked_sha256:
+        raise FileChanged("the file changed since its lines were checked (is something still writing it?); "
+                          "import it again once it is complete")
     if group:
         yield group
 

@@ -1572,6 +1572,20 @@ class Reader:
                                         "AND received_at < ?", (start, end)).fetchone()
         return None if first is None else (int(first), int(last))
 
+    def evidence_span_of_readings(self, start: int, end: int) -> tuple[int, int] | None:
+        """The chain positions of the first and last batch that brought a reading taken in
+        [start, end), among the raw readings kept."""
+        first, last = self.conn.execute(
+            "SELECT MIN(evidence_id), MAX(evidence_id) FROM readings WHERE ts / 900000 >= ? AND ts / 900000 <= ? "
+            "AND ts >= ? AND ts < ?", (start // 900000, (end - 1) // 900000, start, end)).fetchone()
+        return None if first is None else (int(first), int(last))
+
+    def head_before(self, instant: int) -> bytes:
+        """The chain hash after the last batch received before `instant` (GENESIS before any)."""
+        row = self.conn.execute("SELECT hash FROM evidence WHERE received_at < ? ORDER BY id DESC LIMIT 1",
+                                (instant,)).fetchone()
+        return GENESIS if row is None else bytes(row[0])
+
     def previous_hash(self, evidence_id: int) -> bytes:
         row = self.conn.execute("SELECT hash FROM evidence WHERE id < ? ORDER BY id DESC LIMIT 1",
                                 (evidence_id,)).fetchone()
