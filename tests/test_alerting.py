@@ -323,22 +323,24 @@ def test_an_alert_decided_before_kill_9_is_delivered_once_after_restart(tmp_path
         f"json://127.0.0.1:{hook_port}/provider", f"json://watch:{secret}@127.0.0.1:{hook_port}/provider")
     config = write_config(tmp_path, port=port, agents=[("ams-probe", PUBLIC)], contracts={"shop.toml": contract})
     daemon = start_daemon(config, port)
-    base = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    assert daemon.client.send([recent("ams-probe", i + 1, base, 150 - 30 * i, DOWN) for i in range(6)]).status == 200
-    deadline = time.monotonic() + 20
-    waiting: list[Any] = []
-    while time.monotonic() < deadline:
-        with Reader(tmp_path / "watchdog.db") as reader:
-            outbox = reader.outbox()
-        waiting = [m for m in outbox if m.event == "outage" and m.status == "pending"]
-        # each party's first message (the day's anchor) tried and failed; its outage waits behind it
-        if len(waiting) == 2 and sum(1 for m in outbox if m.event == "anchor" and m.attempts >= 1) == 2:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"the outage was not queued behind a failed message: {outbox}")
-    os.kill(daemon.process.pid, signal.SIGKILL)
-    daemon.process.wait(10)
+    try:
+        base = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        assert daemon.client.send([recent("ams-probe", i + 1, base, 150 - 30 * i, DOWN)
+                                   for i in range(6)]).status == 200
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with Reader(tmp_path / "watchdog.db") as reader:
+                outbox = reader.outbox()
+            waiting = [m for m in outbox if m.event == "outage" and m.status == "pending"]
+            # each party's first message (the day's anchor) tried and failed; its outage waits behind it
+            if len(waiting) == 2 and sum(1 for m in outbox if m.event == "anchor" and m.attempts >= 1) == 2:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the outage was not queued behind a failed message: {outbox}")
+    finally:
+        os.kill(daemon.process.pid, signal.SIGKILL)  # killed mid-flight, as the test means, or on its failure
+        daemon.process.wait(10)
     with receiver(hook_port) as hooks:
         restarted = start_daemon(config, port)
         try:
