@@ -564,6 +564,13 @@ def _decided(tmp_path: Path, now: int, periodic: bool, states: dict[str, Any] | 
     return alerts.decide({"web"}, periodic=periodic, now=now)
 
 
+def _opened(tmp_path: Path, store: Any, since: int) -> None:
+    """Both agents see it down for 5 minutes from `since`: the outage is decided and recorded."""
+    _stored_both(store, 1, (since, since + 5 * MINUTE, DOWN))
+    opened = _decided(tmp_path, since + 5 * MINUTE, periodic=False)
+    store.record_decisions(opened.states, opened.messages, since + 5 * MINUTE, opened.silent)
+
+
 def test_the_recovery_of_a_long_outage_counts_all_of_it(tmp_path: Path) -> None:
     """Told 10 hours ago; up a minute ago: the recovery decided right after that ingest (whose quick
     look covers 15 minutes) says 10 hours less a minute, not the 15 minutes it looked at."""
@@ -572,9 +579,7 @@ def test_the_recovery_of_a_long_outage_counts_all_of_it(tmp_path: Path) -> None:
     write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9)})
     now = now_ms() // MINUTE * MINUTE
     store = Store(tmp_path / "watchdog.db")
-    _stored_both(store, 1, (now - 10 * HOUR, now - 10 * HOUR + 5 * MINUTE, DOWN))
-    opened = _decided(tmp_path, now - 10 * HOUR + 5 * MINUTE, periodic=False)
-    store.record_decisions(opened.states, opened.messages, now - 10 * HOUR, opened.silent)
+    _opened(tmp_path, store, now - 10 * HOUR)
     _stored_both(store, 10_000, (now - 10 * HOUR + 5 * MINUTE, now - MINUTE, DOWN), (now - MINUTE, now, UP))
     store.close()
     recovered = _decided(tmp_path, now, periodic=False)
@@ -607,9 +612,7 @@ def test_an_outage_that_recovered_long_ago_and_a_later_one_are_each_told(tmp_pat
     write_config(tmp_path, contracts={"shop.toml": CONTRACT.format(port=9)})
     now = now_ms() // MINUTE * MINUTE
     store = Store(tmp_path / "watchdog.db")
-    _stored_both(store, 1, (now - 9 * HOUR, now - 9 * HOUR + 5 * MINUTE, DOWN))
-    opened = _decided(tmp_path, now - 9 * HOUR + 5 * MINUTE, periodic=False)
-    store.record_decisions(opened.states, opened.messages, now - 9 * HOUR, opened.silent)
+    _opened(tmp_path, store, now - 9 * HOUR)
     _stored_both(store, 10_000, (now - 9 * HOUR + 5 * MINUTE, now - 9 * HOUR + 30 * MINUTE, DOWN),
                  (now - 9 * HOUR + 30 * MINUTE, now - HOUR, UP), (now - HOUR, now - 10 * MINUTE, DOWN),
                  (now - 10 * MINUTE, now, UP))
