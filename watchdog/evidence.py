@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import codecs
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import sqlite3
 import textwrap
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -321,9 +323,12 @@ class Scan:
 def _lines(path: Path, agents: Collection[str], latest_ms: int,
            digest: Any = None) -> Iterator[tuple[int, tuple[Reading, Row] | BadLine]]:
     """Each non-empty line of a JSON-lines file as a reading (and its store row), or as the reason
-    it is none; `digest` (a hashlib object) takes every byte read."""
-    seen: dict[tuple[str, int], int] = {}
-    with path.open("rb") as handle:
+    it is none; `digest` (a hashlib object) takes every byte read. The (agent, seq) already met go
+    to a temporary database on disk, not to memory: a year of history is tens of millions of lines."""
+    seen = sqlite3.connect("")  # private, on disk, deleted when closed
+    seen.execute("PRAGMA journal_mode = OFF")
+    seen.execute("CREATE TABLE seen (agent TEXT, seq INTEGER, line INTEGER, PRIMARY KEY (agent, seq)) WITHOUT ROWID")
+    with contextlib.closing(seen), path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if digest is not None:
                 digest.update(raw)
@@ -352,11 +357,12 @@ def _lines(path: Path, agents: Collection[str], latest_ms: int,
             if row.ts > latest_ms:
                 yield number, BadLine(number, f"taken in the future ({reading.to_json()['ts']})")
                 continue
-            key = (reading.agent, reading.seq)
-            if key in seen:
-                yield number, BadLine(number, f"agent {reading.agent} seq {reading.seq} already on line {seen[key]}")
+            added = seen.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (reading.agent, reading.seq, number))
+            if added.rowcount == 0:
+                (first,) = seen.execute("SELECT line FROM seen WHERE agent = ? AND seq = ?",
+                                        (reading.agent, reading.seq)).fetchone()
+                yield number, BadLine(number, f"agent {reading.agent} seq {reading.seq} already on line {first}")
                 continue
-            seen[key] = number
             yield number, (reading, row)
 
 
