@@ -236,9 +236,9 @@ class Sender:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Each URL is a lane: its messages one at a time, oldest first, so a receiver that hangs
         # holds its own lane (and one worker), never the messages to other URLs.
+        # Lanes start only in a round, under its lock, after its read; the read skips the URLs whose lane
+        # runs: no message is read as pending while a lane may be sending it.
         self._lanes: dict[str, asyncio.Task[int]] = {}   # URL hash -> its lane, while it runs
-        self._reads = 0                                  # due rows read so far (a round's read is numbered)
-        self._lane_ended: dict[str, int] = {}            # URL hash -> reads started when its lane last ended
         self._held: dict[str, int] = {}                  # URL hash -> ms: after a failure its messages wait
         self._workers = concurrent.futures.ThreadPoolExecutor(concurrency, thread_name_prefix="alert-delivery")
 
@@ -266,20 +266,21 @@ class Sender:
         """Start a lane for each URL with messages due now, but those whose lane still runs or that
         are held after a failure; return the lanes started."""
         async with self._round:
-            now, read = self._now_ms(), self._reads
-            self._reads += 1
-            skip = sorted(set(self._lanes) | {h for h, until in self._held.items() if until > now})
+            now = self._now_ms()
+            skip = self._busy(now)
             rows = await self._read(lambda reader: reader.due(now, skip=skip))
             by_url: dict[str, list[OutboxRow]] = {}
             for row in rows:
-                # A lane that ended after this read began may have sent what the read still saw pending.
-                if row.url_hash not in self._lanes and self._lane_ended.get(row.url_hash, -1) <= read:
-                    by_url.setdefault(row.url_hash, []).append(row)
+                by_url.setdefault(row.url_hash, []).append(row)
             urls = self.urls()
             for url_hash, queued in by_url.items():
                 self._lanes[url_hash] = asyncio.create_task(self._lane(url_hash, urls.get(url_hash), queued),
                                                             name=f"alert-lane-{url_hash[:8]}")
             return [self._lanes[url_hash] for url_hash in by_url]
+
+    def _busy(self, now: int) -> list[str]:
+        """The URL hashes a round leaves alone: those whose lane runs, and those held after a failure."""
+        return sorted(set(self._lanes) | {h for h, until in self._held.items() if until > now})
 
     async def _lane(self, url_hash: str, url: str | None, rows: list[OutboxRow]) -> int:
         """Attempt a URL's messages in order; after a failure the rest wait (held) until the failed
@@ -299,7 +300,6 @@ class Sender:
             raise
         finally:
             del self._lanes[url_hash]
-            self._lane_ended[url_hash] = self._reads
             if ended:
                 self.wake()  # more of its messages may have come due meanwhile
         return attempted
@@ -372,13 +372,13 @@ class Sender:
                     for lane in await self.start_due():
                         lane.add_done_callback(_log_lane_failure)
                     now = self._now_ms()
-                    held = {h: until for h, until in self._held.items() if until > now}
-                    skip = sorted(set(self._lanes) | set(held))
+                    skip = self._busy(now)
                     next_due = await self._read(lambda reader: reader.next_due(skip=skip))
+                    held = [until for until in self._held.values() if until > now]
                 except Exception:  # the store failed: try again later, never spin
                     log.exception("event=outbox-round-failed retry_in_s=%g", self.poll_s)
-                    next_due, held = None, {}
-                due = [at for at in (next_due, min(held.values(), default=None)) if at is not None]
+                    next_due, held = None, []
+                due = [at for at in (next_due, min(held, default=None)) if at is not None]
                 wait = self.poll_s if not due else min(self.poll_s, (min(due) - self._now_ms()) / 1000)
                 # Due and not started (a lane ended meanwhile wakes us; a clock stepped back): look
                 # again soon, never spin.
